@@ -1,0 +1,199 @@
+"""Load, check and save audio: the one place that reads and writes sound files.
+
+Every loader returns float32 samples in [-1, 1]; mono arrays have shape (n,), multichannel (n, channels).
+Outputs are written to a temporary file beside the target and renamed, so an interrupted run never leaves a
+half-written file, and an existing file is only replaced when the caller says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.errors import HybridError
+
+# Longest input accepted by default: a long concert recording, far beyond any song (override per call).
+MAX_DURATION_S = 30 * 60.0
+# Peak amplitude below which a file counts as silent (-80 dBFS: below 16-bit dither).
+SILENCE_PEAK = 1e-4
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def _check_input_file(path: Path) -> None:
+    if not path.exists():
+        raise HybridError(f"{path}: file not found")
+    if path.is_dir():
+        raise HybridError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise HybridError(f"{path}: file is empty")
+
+
+def _read(path: Path, max_duration_s: float, mono: bool = False) -> tuple[FloatArray, int]:
+    """Decode with libsndfile (wav, flac, ogg, mp3, aiff); fall back to librosa/audioread (ffmpeg)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # libsndfile cannot open it: try the ffmpeg-backed reader
+        info = None
+    if info is not None:
+        if info.frames == 0:
+            raise HybridError(f"{path}: contains no audio samples")
+        if info.duration > max_duration_s:
+            raise HybridError(
+                f"{path}: {info.duration / 60:.1f} min long, over the {max_duration_s / 60:.0f} min limit"
+            )
+        try:
+            if mono and info.channels > 1:
+                # Down-mix block by block: memory stays at the mono size, not channels x float32.
+                blocks = [
+                    b.mean(axis=1, dtype=np.float32)
+                    for b in sf.blocks(str(path), blocksize=1 << 20, dtype="float32", always_2d=True)
+                ]
+                return np.concatenate(blocks)[:, None], int(info.samplerate)
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise HybridError(f"{path}: cannot decode audio ({exc})") from None
+        return data, int(sr)
+    try:
+        import warnings
+
+        import librosa
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            duration = librosa.get_duration(path=str(path))
+            if duration > max_duration_s:
+                raise HybridError(
+                    f"{path}: {duration / 60:.1f} min long, over the {max_duration_s / 60:.0f} min limit"
+                )
+            y, sr = librosa.load(str(path), sr=None, mono=False)
+    except HybridError:
+        raise
+    except Exception:
+        raise HybridError(f"{path}: not a readable audio file (corrupt or unsupported format)") from None
+    y = np.asarray(y, dtype=np.float32)
+    data = y[:, None] if y.ndim == 1 else y.T
+    return data, int(sr)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate_hz: int | None = None,
+    mono: bool = True,
+    max_duration_s: float = MAX_DURATION_S,
+    allow_silent: bool = False,
+) -> tuple[FloatArray, int]:
+    """Read an audio file, check it, and return (samples, sample_rate_hz).
+
+    mono=True averages channels to shape (n,); otherwise the shape is (n, channels). When sample_rate_hz is
+    given the audio is resampled to it. Raises HybridError (one line, naming the file) when the file is
+    missing, empty, undecodable, too long, silent or holds NaN/Inf.
+    """
+    p = Path(path)
+    _check_input_file(p)
+    data, sr = _read(p, max_duration_s, mono)
+    if data.shape[0] == 0:
+        raise HybridError(f"{p}: contains no audio samples")
+    if not np.all(np.isfinite(data)):
+        raise HybridError(f"{p}: contains NaN or infinite samples")
+    if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
+        raise HybridError(f"{p}: is silent (peak below -80 dBFS)")
+    y: FloatArray = data.mean(axis=1).astype(np.float32) if mono else data
+    if sample_rate_hz is not None and sample_rate_hz != sr:
+        y = resample(y, sr, sample_rate_hz)
+        sr = sample_rate_hz
+    return y, sr
+
+
+def resample(y: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
+    """Band-limited resampling (soxr, high quality) along the time axis."""
+    import librosa
+
+    if from_hz == to_hz:
+        return y
+    out = librosa.resample(y.T if y.ndim == 2 else y, orig_sr=from_hz, target_sr=to_hz, res_type="soxr_hq")
+    return np.ascontiguousarray(out.T if y.ndim == 2 else out, dtype=np.float32)
+
+
+def check_output_path(
+    output: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = (), force: bool = False
+) -> Path:
+    """Refuse to write over an input, or over an existing file without force; return the output path."""
+    out = Path(output)
+    for inp in inputs:
+        if Path(inp).exists() and out.exists() and os.path.samefile(out, inp):
+            raise HybridError(f"{out}: is an input file; refusing to overwrite it")
+        if Path(inp).resolve() == out.resolve():
+            raise HybridError(f"{out}: is an input file; refusing to overwrite it")
+    if out.exists() and not force:
+        raise HybridError(f"{out}: already exists (use --force to replace it)")
+    if out.is_dir():
+        raise HybridError(f"{out}: is a directory")
+    if not out.parent.exists():
+        raise HybridError(f"{out.parent}: output folder does not exist")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(output: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `output` (same extension); rename it onto `output` on success only."""
+    out = Path(output)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=f".partial{out.suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, out)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def peak_normalize(y: FloatArray, peak_dbfs: float = -1.0) -> FloatArray:
+    """Scale so that the peak sits at peak_dbfs (no clipping); silence is returned unchanged."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak < 1e-9:
+        return y
+    return (y * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
+
+
+def loudness_normalize(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs: float = -1.0) -> FloatArray:
+    """Bring the RMS to target_rms_dbfs, then lower the gain if needed so the peak stays under peak_dbfs."""
+    if y.size == 0:
+        return y
+    rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64))))
+    if rms < 1e-9:
+        return y
+    gain = 10 ** (target_rms_dbfs / 20) / rms
+    peak = float(np.max(np.abs(y))) * gain
+    limit = 10 ** (peak_dbfs / 20)
+    if peak > limit:
+        gain *= limit / peak
+    return (y * gain).astype(np.float32)
+
+
+def save_audio(path: str | os.PathLike[str], y: FloatArray, sample_rate_hz: int) -> Path:
+    """Write audio atomically; the format follows the extension (wav: 16-bit PCM). Returns the path."""
+    import soundfile as sf
+
+    out = Path(path)
+    ext = out.suffix.lower()
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}.get(ext)
+    if fmt is None:
+        raise HybridError(f"{out}: unsupported output format '{ext}' (use .wav, .flac, .ogg or .mp3)")
+    subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}[fmt]
+    data = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(out) as tmp:
+        sf.write(str(tmp), data, sample_rate_hz, format=fmt, subtype=subtype)
+    return out

@@ -1,0 +1,141 @@
+"""The `hybrid` command: a thin shell over hybrid's Python API.
+
+Each command validates its input, calls one library function, writes its output and prints one line.
+Heavy libraries (torch, onnxruntime, librosa) are imported inside the commands so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from hybrid.errors import HybridError
+
+app = typer.Typer(
+    name="hybrid",
+    help="Play song A's notes and rhythm with song B's timbre.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Turn any failure into one line on stderr and exit status 1 (HYBRID_DEBUG=1 shows the traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except HybridError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # an unexpected bug: still one line, unless debugging
+            if os.environ.get("HYBRID_DEBUG"):
+                raise
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            typer.echo(
+                f"error: unexpected {type(exc).__name__}: {msg} (set HYBRID_DEBUG=1 for details)", err=True
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+Force = Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")]
+
+
+@app.command()
+@friendly_errors
+def transcribe(
+    song: Annotated[Path, typer.Argument(help="Audio file (wav, flac, ogg, mp3, ...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="MIDI file to write.")],
+    onset_threshold: Annotated[float, typer.Option(help="basic-pitch onset threshold.")] = 0.5,
+    frame_threshold: Annotated[float, typer.Option(help="basic-pitch frame threshold.")] = 0.3,
+    min_note_ms: Annotated[float, typer.Option(help="Shortest note kept, in ms.")] = 127.70,
+    force: Force = False,
+) -> None:
+    """Transcribe SONG to MIDI notes (with pitch bends), with the song's tempo written into the file."""
+    from hybrid.api import transcribe_to_midi
+    from hybrid.transcription import TranscribeOptions
+
+    opts = TranscribeOptions(onset_threshold, frame_threshold, min_note_ms)
+    result = transcribe_to_midi(song, output, opts, force)
+    typer.echo(
+        f"{output}: {len(result.notes)} notes, {result.duration_s:.1f} s, tempo {result.tempo_bpm:.1f} BPM"
+    )
+
+
+@app.command()
+@friendly_errors
+def stretch(
+    source: Annotated[Path, typer.Argument(help="Audio or MIDI file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (same kind as the input).")],
+    rate: Annotated[
+        float | None, typer.Option(help="Speed factor: >1 plays faster (duration / rate).")
+    ] = None,
+    bpm: Annotated[float | None, typer.Option(help="Target tempo; the source tempo is estimated.")] = None,
+    force: Force = False,
+) -> None:
+    """Time-stretch audio (Rubber Band, pitch kept) or MIDI (exact) by a rate or to a tempo."""
+    from hybrid.api import stretch as do_stretch
+
+    r = do_stretch(source, output, rate=rate, bpm=bpm, force=force)
+    typer.echo(
+        f"{r.output}: rate {r.rate:.4g}, tempo {r.source_tempo_bpm:.1f} -> {r.target_tempo_bpm:.1f} BPM"
+    )
+
+
+@app.command()
+@friendly_errors
+def score(
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Audio, MIDI, or note list 'onset offset pitch'.")
+    ],
+    estimate: Annotated[Path, typer.Option("--estimate", help="Audio, MIDI, or note list.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    pitch_unit: Annotated[str, typer.Option(help="Pitch unit of note lists: hz or midi.")] = "hz",
+) -> None:
+    """Note precision/recall/F1 (mir_eval; onset-only and with offsets) and both tempos."""
+    from hybrid.api import score as do_score
+
+    report = do_score(reference, estimate, pitch_unit)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    n = report.notes
+
+    def fmt(x: float | None, spec: str = ".1f") -> str:
+        return "n/a" if x is None else format(x, spec)
+
+    lines = [
+        f"{'':14}{'precision':>10}{'recall':>10}{'F1':>10}",
+        f"{'onset only':14}{n.onset_precision:>10.3f}{n.onset_recall:>10.3f}{n.onset_f1:>10.3f}",
+        f"{'with offsets':14}{n.precision:>10.3f}{n.recall:>10.3f}{n.f1:>10.3f}",
+        f"notes: reference {n.n_reference}, estimate {n.n_estimate}",
+        f"tempo: reference {fmt(report.reference_tempo_bpm)} BPM, estimate {fmt(report.estimate_tempo_bpm)} BPM,"
+        f" ratio {fmt(report.tempo_ratio, '.3f')}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

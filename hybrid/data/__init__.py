@@ -1,0 +1,1 @@
+"""NSynth-format data: the real-NSynth reader and the SoundFont-rendered builder."""

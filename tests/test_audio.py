@@ -1,0 +1,111 @@
+"""Audio in and out: formats, channels and rates; bad input; atomic, non-destructive writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hybrid.audio import check_output_path, load_audio, loudness_normalize, save_audio
+from hybrid.errors import HybridError
+
+
+def tone(sr: int, seconds: float = 1.0, f0: float = 440.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("ext", "fmt", "subtype"),
+    [
+        (".wav", "WAV", "PCM_16"),
+        (".flac", "FLAC", "PCM_16"),
+        (".ogg", "OGG", "VORBIS"),
+        (".mp3", "MP3", "MPEG_LAYER_III"),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_loads_common_formats_and_resamples(tmp_path, ext, fmt, subtype, channels):
+    y = tone(44100)
+    data = y if channels == 1 else np.stack([y, y], axis=1)
+    path = tmp_path / f"a{ext}"
+    sf.write(path, data, 44100, format=fmt, subtype=subtype)
+    out, sr = load_audio(path, sample_rate_hz=16000)
+    assert sr == 16000 and out.ndim == 1
+    assert abs(len(out) - 16000) < 0.02 * 16000  # mp3 adds encoder padding
+    # The 440 Hz tone survives decoding and resampling: the spectrum peaks at 440 Hz.
+    spec = np.abs(np.fft.rfft(out[:16000] * np.hanning(len(out[:16000]))))
+    assert np.argmax(spec) * 16000 / len(out[:16000]) == pytest.approx(440, abs=2)
+
+
+def test_keeps_channels_when_asked(tmp_path):
+    path = tmp_path / "s.wav"
+    sf.write(path, np.stack([tone(8000), 0.5 * tone(8000)], axis=1), 8000)
+    y, sr = load_audio(path, mono=False)
+    assert y.shape == (8000, 2) and sr == 8000
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "file is empty"),
+        (lambda p: p.write_bytes(b"RIFF\x00\x00garbage" * 10), "not a readable audio file"),
+        (lambda p: sf.write(p, np.zeros(8000, np.float32), 8000), "is silent"),
+        (lambda p: sf.write(p, np.zeros((0,), np.float32), 8000), "no audio samples"),
+        (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 100, np.float32), 8000, subtype="FLOAT"), "NaN"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(HybridError, match=message) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_too_long_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, tone(1000, seconds=5.0), 1000)
+    with pytest.raises(HybridError, match="over the"):
+        load_audio(path, max_duration_s=4.0)
+
+
+def test_output_rules(tmp_path):
+    inp = tmp_path / "in.wav"
+    sf.write(inp, tone(8000), 8000)
+    with pytest.raises(HybridError, match="is an input file"):
+        check_output_path(inp, [inp], force=True)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"old")
+    with pytest.raises(HybridError, match="--force"):
+        check_output_path(out, [inp])
+    assert check_output_path(out, [inp], force=True) == out
+    with pytest.raises(HybridError, match="folder does not exist"):
+        check_output_path(tmp_path / "nope" / "x.wav")
+
+
+def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"previous result")
+
+    def broken_write(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sf, "write", broken_write)
+    with pytest.raises(OSError):
+        save_audio(out, tone(8000), 8000)
+    assert out.read_bytes() == b"previous result"  # untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]  # no temporary left behind
+
+
+def test_loudness_normalize_hits_rms_without_clipping():
+    y = tone(8000) * 0.01
+    out = loudness_normalize(y, target_rms_dbfs=-20.0, peak_dbfs=-1.0)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    assert rms_db == pytest.approx(-20.0, abs=0.01)
+    spiky = np.zeros(8000, np.float32)
+    spiky[100] = 1.0
+    spiky[200:] = 0.001
+    out = loudness_normalize(spiky, -20.0, -1.0)
+    assert np.max(np.abs(out)) == pytest.approx(10 ** (-1 / 20), rel=1e-5)

@@ -1,0 +1,99 @@
+"""Note-level scores: hand-computed cases and mir_eval's own reference cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hybrid.metrics import note_scores, octave_folded_ratio, tempo_ratio
+from hybrid.notes import Note, NoteSequence, read_note_list
+
+from .conftest import DATA
+
+A4, C5 = 69.0, 72.0
+
+
+def seq(*notes: tuple[float, float, float]) -> NoteSequence:
+    return NoteSequence([Note(on, off, p) for on, off, p in notes])
+
+
+def test_identical_notes_score_one():
+    ref = seq((0.0, 1.0, A4), (1.0, 2.0, C5))
+    s = note_scores(ref, ref)
+    assert (s.precision, s.recall, s.f1, s.onset_f1) == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_one_of_two_matched_by_hand():
+    # Reference: A4 at 0 s and C5 at 1 s. Estimate: A4 at 0.03 s (inside 50 ms), C5 at 1.2 s (outside).
+    # 1 of 2 estimates match 1 of 2 references: P = R = F = 1/2.
+    ref = seq((0.0, 1.0, A4), (1.0, 2.0, C5))
+    est = seq((0.03, 1.0, A4), (1.2, 2.0, C5))
+    s = note_scores(ref, est)
+    assert s.onset_precision == pytest.approx(0.5)
+    assert s.onset_recall == pytest.approx(0.5)
+    assert s.onset_f1 == pytest.approx(0.5)
+
+
+def test_precision_recall_differ_by_hand():
+    # 3 reference notes, 2 estimates, both correct: P = 2/2, R = 2/3, F = 2PR/(P+R) = 0.8.
+    ref = seq((0.0, 0.5, 60), (0.5, 1.0, 62), (1.0, 1.5, 64))
+    est = seq((0.0, 0.5, 60), (0.5, 1.0, 62))
+    s = note_scores(ref, est)
+    assert (s.onset_precision, s.onset_recall) == (1.0, pytest.approx(2 / 3))
+    assert s.onset_f1 == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("pitch_offset_semitones", "matches"),
+    [(0.49, True), (0.51, False)],  # the pitch tolerance is 50 cents
+)
+def test_pitch_tolerance_edge(pitch_offset_semitones, matches):
+    ref = seq((0.0, 1.0, A4))
+    est = seq((0.0, 1.0, A4 + pitch_offset_semitones))
+    assert note_scores(ref, est).onset_f1 == (1.0 if matches else 0.0)
+
+
+@pytest.mark.parametrize(("onset_shift_s", "matches"), [(0.049, True), (0.051, False)])
+def test_onset_tolerance_edge(onset_shift_s, matches):
+    ref = seq((1.0, 2.0, A4))
+    est = seq((1.0 + onset_shift_s, 2.0, A4))
+    assert note_scores(ref, est).onset_f1 == (1.0 if matches else 0.0)
+
+
+def test_offset_tolerance_by_hand():
+    # Offset tolerance = max(50 ms, 0.2 * 2 s) = 0.4 s. Offset 0.3 s late matches, 0.5 s late does not;
+    # onset-only matching ignores offsets.
+    ref = seq((0.0, 2.0, A4))
+    assert note_scores(ref, seq((0.0, 2.3, A4))).f1 == 1.0
+    late = note_scores(ref, seq((0.0, 2.5, A4)))
+    assert (late.f1, late.onset_f1) == (0.0, 1.0)
+
+
+def test_empty_estimate_scores_zero():
+    s = note_scores(seq((0.0, 1.0, A4)), NoteSequence())
+    assert (s.f1, s.onset_f1, s.n_reference, s.n_estimate) == (0.0, 0.0, 1, 0)
+
+
+@pytest.mark.parametrize("case", [f"{i:02d}" for i in range(10)])
+def test_reproduces_mir_eval_reference_values(case):
+    folder = DATA / "mir_eval"
+    ref = read_note_list(folder / f"ref{case}.txt", pitch_unit="hz")
+    est = read_note_list(folder / f"est{case}.txt", pitch_unit="hz")
+    expected = json.loads((folder / f"output{case}.json").read_text())
+    s = note_scores(ref, est)
+    assert s.precision == pytest.approx(expected["Precision"], abs=1e-9)
+    assert s.recall == pytest.approx(expected["Recall"], abs=1e-9)
+    assert s.f1 == pytest.approx(expected["F-measure"], abs=1e-9)
+    assert s.onset_precision == pytest.approx(expected["Precision_no_offset"], abs=1e-9)
+    assert s.onset_recall == pytest.approx(expected["Recall_no_offset"], abs=1e-9)
+    assert s.onset_f1 == pytest.approx(expected["F-measure_no_offset"], abs=1e-9)
+
+
+def test_tempo_ratio_and_octave_folding():
+    assert tempo_ratio(90.0, 180.0) == 2.0
+    assert octave_folded_ratio(2.0) == pytest.approx(1.0)
+    assert octave_folded_ratio(0.5) == pytest.approx(1.0)
+    assert octave_folded_ratio(1.1) == pytest.approx(1.1)
+    assert np.isnan(tempo_ratio(0.0, 100.0))

@@ -1,0 +1,63 @@
+"""Transcription of real recordings against their ground truth; tempo estimated from the audio.
+
+The F1 floors are the values measured with basic-pitch 0.4.0's ONNX model (onnxruntime, CPU) on
+2026-11-26, rounded down to two decimals. A change that lowers them is a regression.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hybrid.metrics import note_scores, octave_folded_ratio
+from hybrid.transcription import transcribe
+
+from .conftest import DATA, EXAMPLES, read_jams_notes, read_madmom_notes
+
+
+def test_piano_against_ground_truth(transcriber):
+    # madmom's stereo_sample (real piano, 44.1 kHz stereo, 8 notes). Measured: onset F1 0.737, offsets 0.211.
+    ref = read_madmom_notes(DATA / "stereo_sample.notes")
+    est = transcribe(DATA / "stereo_sample.wav", transcriber=transcriber).notes
+    s = note_scores(ref, est)
+    assert s.onset_f1 >= 0.73
+    assert s.f1 >= 0.21
+
+
+def test_guitar_against_ground_truth(transcriber):
+    # EGSet12 01 (real electric guitar, 48 kHz, 9 notes on 6 strings). Measured: onset F1 0.750, offsets 0.500.
+    ref = read_jams_notes(DATA / "egset12_guitar_01.jams")
+    est = transcribe(DATA / "egset12_guitar_01.wav", transcriber=transcriber).notes
+    s = note_scores(ref, est)
+    assert s.onset_f1 >= 0.75
+    assert s.f1 >= 0.50
+
+
+def test_trumpet_tempo_matches_the_loop_pack(transcriber):
+    # The trumpet phrase comes from a loop pack recorded at 90 BPM (see examples/README.md). Beat trackers
+    # may answer double or half the tempo: fold octaves, then ask for 5 %.
+    t = transcribe(EXAMPLES / "trumpet.ogg", transcriber=transcriber)
+    assert octave_folded_ratio(t.tempo_bpm / 90.0) == pytest.approx(1.0, abs=0.05)
+    assert len(t.beats_s) >= 4
+
+
+def test_pitch_bends_are_semitones(transcriber):
+    # basic-pitch's contour bins are 1/3 semitone; our bends must stay within its +-25 bin window (8.3 st).
+    t = transcribe(EXAMPLES / "trumpet.ogg", transcriber=transcriber)
+    bends = [b for n in t.notes.notes for b in n.bend_semitones]
+    assert bends and max(abs(b) for b in bends) <= 25 / 3
+
+
+def test_same_notes_as_upstream_predict(transcriber, tmp_path):
+    # Our batched, lazily windowed inference must give exactly the notes of basic_pitch.inference.predict
+    # on the same ONNX model (the only difference allowed: float rounding in note times).
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)
+    from basic_pitch.inference import predict
+
+    from hybrid.transcription import basic_pitch_model_path
+
+    _, _, events = predict(str(DATA / "egset12_guitar_01.wav"), basic_pitch_model_path())
+    ours = transcribe(DATA / "egset12_guitar_01.wav", transcriber=transcriber).notes.notes
+    upstream = sorted((round(float(s), 3), int(p)) for s, _, p, _, _ in events)
+    assert [(round(n.onset_s, 3), int(n.pitch_midi)) for n in ours] == upstream
