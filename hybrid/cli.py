@@ -133,6 +133,71 @@ def score(
     typer.echo("\n".join(lines))
 
 
+dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("build")
+@friendly_errors
+def dataset_build(
+    soundfont: Annotated[list[Path], typer.Option("--soundfont", help="SoundFont (.sf2/.sf3); repeat for more.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (NSynth layout).")],
+    programs: Annotated[str, typer.Option(help="GM programs, e.g. 0-127 or 0,24,40.")] = "0-127",
+    pitches: Annotated[str, typer.Option(help="MIDI pitches.")] = "21-108",
+    velocities: Annotated[str, typer.Option(help="MIDI velocities.")] = "25,50,75,100,127",
+    valid_fraction: Annotated[float, typer.Option(help="Share of instruments held out for validation.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of instruments held out for test.")] = 0.1,
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the instrument split.")] = 0,
+) -> None:
+    """Render GM SoundFont programs as NSynth-format notes (4 s: 3 s held, 1 s release, 16 kHz)."""
+    from rich.progress import Progress
+
+    from hybrid.data.build import BuildConfig, build_dataset, parse_ranges
+
+    cfg = BuildConfig(
+        soundfonts=tuple(str(p) for p in soundfont),
+        programs=parse_ranges(programs),
+        pitches=parse_ranges(pitches),
+        velocities=parse_ranges(velocities),
+        valid_fraction=valid_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    for p in cfg.programs:
+        if not 0 <= p <= 127:
+            raise HybridError(f"GM programs are 0-127, got {p}")
+    for v in (*cfg.pitches, *cfg.velocities):
+        if not 0 <= v <= 127:
+            raise HybridError(f"MIDI pitches and velocities are 0-127, got {v}")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rendering instruments", total=None)
+        report = build_dataset(cfg, out, workers, lambda done, total: bar.update(task, completed=done, total=total))
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
+    notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
+    typer.echo(f"{out}: notes {notes}; dropped {dropped}; reused {report.skipped_existing}")
+
+
+@dataset_app.command("info")
+@friendly_errors
+def dataset_info_cmd(
+    root: Annotated[Path, typer.Argument(help="NSynth-format folder (real NSynth or built).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts per split, family and source, and total hours."""
+    from hybrid.data.nsynth import dataset_info
+
+    info = dataset_info(root)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for split, d in info["splits"].items():  # type: ignore[attr-defined]
+        typer.echo(f"{split}: {d['notes']} notes, {d['instruments']} instruments, {d['hours']:.2f} h")
+        typer.echo("  families: " + ", ".join(f"{k} {v}" for k, v in d["families"].items()))
+        typer.echo("  sources:  " + ", ".join(f"{k} {v}" for k, v in d["sources"].items()))
+    typer.echo(f"total: {info['notes']} notes, {info['hours']:.2f} h")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,251 @@
+"""Build an NSynth-format set by rendering General MIDI SoundFont presets with FluidSynth.
+
+Each (SoundFont, bank 0, GM program) is one instrument. Every note is 4 s at 16 kHz: key held 3 s, then 1 s of
+release, as NSynth was recorded. Whole instruments are held out for the valid and test splits. Notes that
+come out silent, clipped, or off their pitch (outside the preset's samples) are dropped and counted.
+Rerunning after an interruption skips notes already on disk; each wav is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.data.gm import gm_family_source, gm_program_name
+from hybrid.data.nsynth import SAMPLE_RATE_HZ, SPLITS, NoteName, make_record, split_dir
+from hybrid.errors import HybridError
+
+HOLD_S, RELEASE_S = 3.0, 1.0
+SILENT_PEAK = 10 ** (-60 / 20)  # a note whose peak stays under -60 dBFS is silent
+CLIP_PEAK = 0.999
+PITCH_TOLERANCE_CENTS = 100.0  # octave errors of the pitch tracker are forgiven; anything else drops the note
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    soundfonts: tuple[str, ...]
+    programs: tuple[int, ...] = tuple(range(128))
+    pitches: tuple[int, ...] = tuple(range(21, 109))
+    velocities: tuple[int, ...] = (25, 50, 75, 100, 127)
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    gain: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Instrument:
+    soundfont: str
+    soundfont_index: int
+    bank: int
+    program: int
+    family: str
+    source: str
+
+    @property
+    def instrument_id(self) -> int:
+        return self.soundfont_index * 128 + self.program
+
+    @property
+    def instrument_str(self) -> str:
+        return f"{self.family}_{self.source}_{self.instrument_id:03d}"
+
+
+@dataclass
+class BuildReport:
+    notes: dict[str, int] = field(default_factory=dict)  # per split
+    instruments: dict[str, list[str]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # per reason
+    skipped_existing: int = 0
+    missing_presets: list[str] = field(default_factory=list)
+
+
+def parse_ranges(text: str) -> tuple[int, ...]:
+    """'0-3,8,10-11' -> (0, 1, 2, 3, 8, 10, 11)."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                out.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise HybridError(f"cannot read the list {text!r} (use e.g. '0-3,8')") from None
+    return tuple(sorted(set(out)))
+
+
+def instruments_of(config: BuildConfig) -> list[Instrument]:
+    insts = []
+    for i, sf in enumerate(config.soundfonts):
+        for prog in config.programs:
+            fs = gm_family_source(prog)
+            if fs is not None:
+                insts.append(Instrument(str(Path(sf).resolve()), i, 0, prog, fs[0], fs[1]))
+    return insts
+
+
+def assign_splits(instruments: Sequence[Instrument], config: BuildConfig) -> dict[str, str]:
+    """instrument_str -> split. Ordered by a seeded hash so the choice is stable and spread over families;
+    with two or more instruments at least one is held out for validation, with three or more one for test."""
+
+    def key(inst: Instrument) -> str:
+        return hashlib.sha256(f"{config.seed}:{Path(inst.soundfont).name}:{inst.program}".encode()).hexdigest()
+
+    ordered = sorted(instruments, key=key)
+    n = len(ordered)
+    n_test = max(1 if n >= 3 else 0, int(round(n * config.test_fraction)))
+    n_valid = max(1 if n >= 2 else 0, int(round(n * config.valid_fraction)))
+    out = {}
+    for rank, inst in enumerate(ordered):
+        out[inst.instrument_str] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+    return out
+
+
+def check_note(audio: npt.NDArray[np.float32], pitch: int) -> str | None:
+    """Why a rendered note must be dropped, or None when it is fine."""
+    peak = float(np.max(np.abs(audio)))
+    if peak < SILENT_PEAK:
+        return "silent"
+    if peak >= CLIP_PEAK:
+        return "clipped"
+    import librosa
+
+    target = 440.0 * 2 ** ((pitch - 69) / 12)
+    held = audio[int(0.1 * SAMPLE_RATE_HZ) : int(HOLD_S * SAMPLE_RATE_HZ)]
+    f_lo, f_hi = max(30.0, target / 2.2), min(7900.0, target * 2.2)
+    frame = 2048 if f_lo < 80 else 1024
+    f0 = librosa.yin(held, fmin=f_lo, fmax=f_hi, sr=SAMPLE_RATE_HZ, frame_length=frame)
+    rms = librosa.feature.rms(y=held, frame_length=frame, hop_length=frame // 4)[0][: len(f0)]
+    voiced = f0[rms[: len(f0)] > 0.1 * rms.max()] if rms.size else f0
+    if voiced.size == 0:
+        return "silent"
+    cents = 1200 * np.log2(np.median(voiced) / target)
+    folded = abs(cents - 1200 * np.round(cents / 1200))
+    return "off_pitch" if folded > PITCH_TOLERANCE_CENTS else None
+
+
+def _render_instrument(args: tuple[Instrument, BuildConfig, str, str]) -> tuple[str, list[dict], dict[str, int], int]:
+    """Worker: render (or find on disk) every note of one instrument. Returns its records and drop counts."""
+    import soundfile as sf
+
+    from hybrid.audio import atomic_path
+    from hybrid.data.soundfont import SoundFontRenderer
+
+    inst, config, split, out_root = args
+    audio_dir = split_dir(out_root, split) / "audio"
+    records: list[dict] = []
+    dropped: dict[str, int] = {}
+    skipped = 0
+    renderer: SoundFontRenderer | None = None
+    try:
+        for pitch in config.pitches:
+            for vel in config.velocities:
+                name = NoteName(inst.family, inst.source, inst.instrument_id, pitch, vel)
+                wav = audio_dir / f"{name.note_str}.wav"
+                extra = {
+                    "soundfont": Path(inst.soundfont).name,
+                    "bank": inst.bank,
+                    "program": inst.program,
+                    "program_name": gm_program_name(inst.program),
+                }
+                if wav.exists():
+                    skipped += 1
+                    records.append(make_record(name, 0, extra))
+                    continue
+                if renderer is None:
+                    renderer = SoundFontRenderer(inst.soundfont, SAMPLE_RATE_HZ, gain=config.gain)
+                    if not renderer.has_preset(inst.bank, inst.program):
+                        return inst.instrument_str, [], {"missing_preset": 1}, 0
+                y = renderer.note(inst.bank, inst.program, pitch, vel, HOLD_S, RELEASE_S)
+                reason = check_note(y, pitch)
+                if reason:
+                    dropped[reason] = dropped.get(reason, 0) + 1
+                    continue
+                with atomic_path(wav) as tmp:
+                    sf.write(str(tmp), y, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
+                records.append(make_record(name, 0, extra))
+    finally:
+        if renderer is not None:
+            renderer.close()
+    return inst.instrument_str, records, dropped, skipped
+
+
+def build_dataset(
+    config: BuildConfig,
+    out_root: str | os.PathLike[str],
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildReport:
+    """Render the set into out_root (NSynth layout) and write each split's examples.json at the end."""
+    from hybrid.data.soundfont import SoundFontRenderer
+
+    root = Path(out_root)
+    for sf_path in config.soundfonts:
+        SoundFontRenderer(sf_path).close()  # a SoundFont FluidSynth cannot load fails here, before any work
+    insts = instruments_of(config)
+    if not insts:
+        raise HybridError("no instruments to build: the programs given are all drums or effects")
+    splits = assign_splits(insts, config)
+    for s in SPLITS:
+        (split_dir(root, s) / "audio").mkdir(parents=True, exist_ok=True)
+    jobs = [(inst, config, splits[inst.instrument_str], str(root)) for inst in insts]
+    report = BuildReport()
+    by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    done = 0
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.imap_unordered(_render_instrument, jobs)
+            for res in results:
+                done += 1
+                _collect(res, splits, by_split, report)
+                if progress:
+                    progress(done, len(jobs))
+    else:
+        for job in jobs:
+            done += 1
+            _collect(_render_instrument(job), splits, by_split, report)
+            if progress:
+                progress(done, len(jobs))
+    from hybrid.audio import atomic_path
+
+    note_id = 0
+    for s in SPLITS:
+        doc = {}
+        for rec in sorted(by_split[s], key=lambda r: str(r["note_str"])):
+            rec["note"] = note_id
+            note_id += 1
+            doc[str(rec["note_str"])] = rec
+        with atomic_path(split_dir(root, s) / "examples.json") as tmp:
+            tmp.write_text(json.dumps(doc, indent=1))
+        report.notes[s] = len(doc)
+        report.instruments[s] = sorted({str(r["instrument_str"]) for r in doc.values()})
+    with atomic_path(root / "build_info.json") as tmp:
+        tmp.write_text(json.dumps({"config": asdict(config), "report": asdict(report)}, indent=1))
+    return report
+
+
+def _collect(
+    res: tuple[str, list[dict], dict[str, int], int],
+    splits: dict[str, str],
+    by_split: dict[str, list[dict]],
+    report: BuildReport,
+) -> None:
+    inst_str, records, dropped, skipped = res
+    by_split[splits[inst_str]].extend(records)
+    report.skipped_existing += skipped
+    for reason, n in dropped.items():
+        if reason == "missing_preset":
+            report.missing_presets.append(inst_str)
+        else:
+            report.dropped[reason] = report.dropped.get(reason, 0) + n

@@ -1,0 +1,169 @@
+"""The two networks. Each architecture is one small dataclass stored in the checkpoint's config.json.
+
+- TimbreEncoder: log-mel (64 bands) -> dilated 1-D convolutions -> energy-weighted mean+std pooling over time
+  -> a unit-length embedding. Any length in, one vector out.
+- WaveNetDecoder: a non-causal stack of dilated, gated residual convolutions with skip connections at
+  250 frames/s (WaveNet's layer), conditioned locally on the notes and globally on the timbre embedding by
+  FiLM; it outputs the controls of a harmonic-plus-noise synthesizer, so it renders whole pieces at once
+  without sample-by-sample autoregression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hybrid.neural.conditioning import FRAME_HOP, N_COND, SAMPLE_RATE_HZ
+from hybrid.neural.synth import harmonic_synth, noise_synth
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    n_mels: int = 64
+    n_fft: int = 1024
+    hop: int = 256  # 62.5 frames per second at 16 kHz
+    channels: int = 128
+    layers: int = 5
+    embedding_dim: int = 64
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    channels: int = 96
+    skip_channels: int = 96
+    kernel_size: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4)
+    n_harmonics: int = 60
+    noise_bands: int = FRAME_HOP + 1  # 65: the bins of a 128-point STFT
+    embedding_dim: int = 64
+    cond_channels: int = N_COND
+
+
+class LogMel(nn.Module):
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        import librosa
+
+        fb = librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=30.0, fmax=8000.0)
+        self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self.n_fft, self.hop = cfg.n_fft, cfg.hop
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, samples) -> log-mel (B, n_mels, frames) and frame energy (B, frames)."""
+        spec = torch.stft(audio, self.n_fft, self.hop, window=self.window, return_complex=True).abs()
+        mel = torch.matmul(self.fb, spec**2)
+        energy = mel.sum(dim=1)
+        return torch.log(mel + 1e-6), energy
+
+
+class TimbreEncoder(nn.Module):
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.mel = LogMel(cfg)
+        self.norm = nn.InstanceNorm1d(cfg.n_mels, affine=False)
+        layers: list[nn.Module] = []
+        ch_in = cfg.n_mels
+        for i in range(cfg.layers):
+            d = 2 ** min(i, 3)
+            layers += [nn.Conv1d(ch_in, cfg.channels, 3, padding=d, dilation=d), nn.GroupNorm(8, cfg.channels), nn.GELU()]
+            ch_in = cfg.channels
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Linear(2 * cfg.channels + cfg.n_mels, cfg.embedding_dim)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, samples) at 16 kHz -> (B, embedding_dim), unit length."""
+        logmel, energy = self.mel(audio)
+        # Loudness-invariant: subtract the clip's mean log level; keep the mean spectral shape as a feature.
+        logmel = logmel - logmel.mean(dim=(1, 2), keepdim=True)
+        h = self.convs(logmel)
+        w = energy / (energy.sum(dim=1, keepdim=True) + 1e-9)  # loud frames count, silence does not
+        mean = (h * w[:, None]).sum(-1)
+        std = torch.sqrt(((h - mean[..., None]) ** 2 * w[:, None]).sum(-1) + 1e-5)
+        shape = (logmel * w[:, None]).sum(-1)
+        return F.normalize(self.proj(torch.cat([mean, std, shape], dim=1)), dim=1)
+
+
+class GatedResidualLayer(nn.Module):
+    """WaveNet's layer: dilated conv -> FiLM(timbre) -> tanh * sigmoid -> residual and skip 1x1 convs."""
+
+    def __init__(self, cfg: DecoderConfig, dilation: int) -> None:
+        super().__init__()
+        c = cfg.channels
+        pad = dilation * (cfg.kernel_size - 1) // 2
+        self.conv = nn.Conv1d(c, 2 * c, cfg.kernel_size, padding=pad, dilation=dilation)
+        self.film = nn.Linear(cfg.embedding_dim, 4 * c)
+        self.res = nn.Conv1d(c, c, 1)
+        self.skip = nn.Conv1d(c, cfg.skip_channels, 1)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gamma, beta = self.film(emb)[:, :, None].chunk(2, dim=1)
+        h = self.conv(x) * (1 + gamma) + beta
+        a, b = h.chunk(2, dim=1)
+        h = torch.tanh(a) * torch.sigmoid(b)
+        return (x + self.res(h)) * 0.7071, self.skip(h)
+
+
+def exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """DDSP's positive output nonlinearity: 2 * sigmoid(x) ** ln(10) + 1e-7."""
+    return 2.0 * torch.sigmoid(x) ** 2.302585 + 1e-7
+
+
+class WaveNetDecoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.inp = nn.Conv1d(cfg.cond_channels, cfg.channels, 1)
+        self.inp_film = nn.Linear(cfg.embedding_dim, 2 * cfg.channels)
+        self.layers = nn.ModuleList(GatedResidualLayer(cfg, d) for d in cfg.dilations)
+        self.out1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
+        self.out2 = nn.Conv1d(cfg.skip_channels, 1 + cfg.n_harmonics + cfg.noise_bands, 1)
+
+    @property
+    def receptive_field_frames(self) -> int:
+        return 1 + sum(d * (self.cfg.kernel_size - 1) for d in self.cfg.dilations)
+
+    def controls(self, cond: torch.Tensor, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """cond (B, N_COND, frames), emb (B, embedding_dim) -> synth controls at frame rate."""
+        g, b = self.inp_film(emb)[:, :, None].chunk(2, dim=1)
+        x = self.inp(cond) * (1 + g) + b
+        skips = 0
+        for layer in self.layers:
+            x, s = layer(x, emb)
+            skips = skips + s
+        h = self.out2(F.relu(self.out1(F.relu(skips))))
+        active = cond[:, 9:10]  # silence outside notes and their release tails
+        amp = exp_sigmoid(h[:, :1] - 3.0) * active
+        dist = torch.softmax(h[:, 1 : 1 + self.cfg.n_harmonics], dim=1)
+        noise = exp_sigmoid(h[:, 1 + self.cfg.n_harmonics :] - 5.0) * active
+        return {"amplitude": amp, "harmonics": dist, "noise": noise}
+
+    def forward(
+        self, cond: torch.Tensor, emb: torch.Tensor, n_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """-> audio (B, n_samples) at 16 kHz."""
+        n = n_samples or cond.shape[-1] * FRAME_HOP
+        ctl = self.controls(cond, emb)
+        f0 = 440.0 * 2 ** ((cond[:, 0] * 24.0 + 60.0 - 69.0) / 12.0)
+        harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n)
+        noise = noise_synth(ctl["noise"], n, generator)
+        return harm + noise
+
+
+def multi_resolution_stft_loss(
+    pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
+) -> torch.Tensor:
+    """Sum over resolutions of mean |linear magnitude difference| and mean |log magnitude difference|."""
+    loss = pred.new_zeros(())
+    for n in ffts:
+        w = torch.hann_window(n, device=pred.device)
+        p = torch.stft(pred, n, n // 4, window=w, return_complex=True).abs()
+        t = torch.stft(target, n, n // 4, window=w, return_complex=True).abs()
+        loss = loss + (p - t).abs().mean() + (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs().mean()
+    return loss

@@ -1,0 +1,68 @@
+"""Differentiable harmonic-plus-filtered-noise synthesizer (as in DDSP), driven at frame rate.
+
+Harmonics above Nyquist are silenced, and the sinusoids are computed in time chunks so memory stays at
+(voices x chunk x harmonics) however long the piece is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ
+
+CHUNK_SAMPLES = 16000  # 1 s of sinusoids at a time
+
+
+def upsample(x: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """(B, C, frames) -> (B, C, n_samples), linear interpolation between frame centres."""
+    return F.interpolate(x, size=n_samples, mode="linear", align_corners=False)
+
+
+def harmonic_synth(
+    f0_hz: torch.Tensor, amplitudes: torch.Tensor, n_samples: int, initial_phase: torch.Tensor | None = None
+) -> torch.Tensor:
+    """f0 (B, frames) Hz, harmonic amplitudes (B, H, frames) -> audio (B, n_samples)."""
+    n_harm = amplitudes.shape[1]
+    k = torch.arange(1, n_harm + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+    # Silence harmonics at or above Nyquist (per frame), before upsampling.
+    amplitudes = amplitudes * (f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2).to(amplitudes.dtype)
+    f0 = upsample(f0_hz[:, None, :], n_samples)[:, 0]
+    phase = torch.cumsum(2 * math.pi * f0 / SAMPLE_RATE_HZ, dim=-1)
+    if initial_phase is not None:
+        phase = phase + initial_phase[:, None]
+    phase = torch.remainder(phase, 2 * math.pi)
+    amps = upsample(amplitudes, n_samples)
+    out = torch.zeros(f0.shape, device=f0.device, dtype=f0.dtype)
+    for s in range(0, n_samples, CHUNK_SAMPLES):
+        e = min(n_samples, s + CHUNK_SAMPLES)
+        a = amps[:, :, s:e]
+        if not torch.is_grad_enabled():  # rendering: skip silent chunks and harmonics that are all zero
+            used = torch.nonzero(a.abs().amax(dim=(0, 2)) > 0)
+            if used.numel() == 0:
+                continue
+            top = int(used.max()) + 1
+            a = a[:, :top]
+        ph = phase[:, None, s:e] * k[None, : a.shape[1], None]
+        out[:, s:e] = (torch.sin(ph) * a).sum(dim=1)
+    return out
+
+
+def noise_synth(magnitudes: torch.Tensor, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Filtered noise: white noise shaped per frame by (B, bands, frames) magnitudes (bands = n_fft/2+1 of a
+    2*FRAME_HOP-point STFT), by multiplying its short-time spectrum."""
+    n_fft = 2 * FRAME_HOP
+    bands = magnitudes.shape[1]
+    assert bands == n_fft // 2 + 1, f"noise bands must be {n_fft // 2 + 1}"
+    batch = magnitudes.shape[0]
+    noise = torch.rand(batch, n_samples, generator=generator, device=magnitudes.device) * 2 - 1
+    window = torch.hann_window(n_fft, device=magnitudes.device)
+    spec = torch.stft(noise, n_fft, FRAME_HOP, window=window, return_complex=True, center=True)
+    frames = spec.shape[-1]
+    mags = magnitudes
+    if mags.shape[-1] != frames:
+        mags = F.interpolate(mags, size=frames, mode="linear", align_corners=False)
+    out = torch.istft(spec * mags, n_fft, FRAME_HOP, window=window, center=True, length=n_samples)
+    return out
