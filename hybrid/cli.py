@@ -198,6 +198,36 @@ def dataset_info_cmd(
     typer.echo(f"total: {info['notes']} notes, {info['hours']:.2f} h")
 
 
+@app.command()
+@friendly_errors
+def train(
+    data: Annotated[Path, typer.Option("--data", help="NSynth-format folder (real NSynth or built).")],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write, e.g. checkpoints/mine.")],
+    config: Annotated[Path | None, typer.Option("--config", help="Training config JSON (TrainConfig fields).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Decoder training steps (overrides the config).")] = None,
+    encoder_steps: Annotated[int | None, typer.Option(help="Encoder training steps (overrides the config).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Train the timbre encoder, then the WaveNet decoder; checkpoints are saved atomically and resumable."""
+    from hybrid.train import load_train_config
+    from hybrid.train import train as run_training
+
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise HybridError(f"device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise HybridError("--device cuda: no CUDA GPU is available here")
+    if not resume and (out / "training_state.json").exists():
+        raise HybridError(f"{out}: holds a training run already (use --resume to continue it, or another --out)")
+    cfg = load_train_config(config, {"steps": steps, "encoder_steps": encoder_steps, "seed": seed})
+    result = run_training(data, out, cfg, device=device, resume=resume, log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"{result}: checkpoint written")
+
+
 def main() -> None:
     app()
 
