@@ -6,6 +6,8 @@ The public Python API (imported lazily, so `import hybrid` is instant):
     hybrid.transcribe_to_midi(path, midi_out)       the same, written to MIDI with the real tempo
     hybrid.stretch(src, out, rate=|bpm=)            audio (Rubber Band) or MIDI tempo stretch
     hybrid.score(reference, estimate) -> ScoreReport note P/R/F1 (mir_eval) and tempos
+    hybrid.transfer(a, b, out, TransferOptions(...))  A's notes and rhythm with B's timbre
+    hybrid.render(notes_or_midi, timbre, out)       notes with the timbre of an audio file
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ _EXPORTS = {
     "stretch": "hybrid.api",
     "score": "hybrid.api",
     "ScoreReport": "hybrid.api",
+    "transfer": "hybrid.pipeline",
+    "render": "hybrid.pipeline",
+    "TransferOptions": "hybrid.pipeline",
+    "TransferResult": "hybrid.pipeline",
     "Note": "hybrid.notes",
     "NoteSequence": "hybrid.notes",
     "read_midi": "hybrid.notes",

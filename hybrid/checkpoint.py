@@ -39,7 +39,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(directory: str | os.PathLike[str], encoder: Any, decoder: Any, provenance: dict[str, Any]) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike[str], encoder: Any, decoder: Any, provenance: dict[str, Any]
+) -> Path:
     """Write weights, then config.json (which records the weights' sha256); each file atomically."""
     from safetensors.torch import save_file
 
@@ -85,7 +87,9 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
             f"(supported: {', '.join(map(str, SUPPORTED_VERSIONS))})"
         )
     if cfg.get("weights_sha256") != _sha256(w_path):
-        raise HybridError(f"{w_path}: does not match {CONFIG_NAME} (sha256 differs): mixed or damaged checkpoint")
+        raise HybridError(
+            f"{w_path}: does not match {CONFIG_NAME} (sha256 differs): mixed or damaged checkpoint"
+        )
     try:
         enc_cfg = EncoderConfig(**cfg["encoder"])
         dec_dict = dict(cfg["decoder"])
@@ -104,6 +108,8 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
             model.load_state_dict(part, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise HybridError(f"{w_path}: weights do not fit the configured {prefix[:-1]} ({first})") from None
+            raise HybridError(
+                f"{w_path}: weights do not fit the configured {prefix[:-1]} ({first})"
+            ) from None
         model.to(device).eval()
     return Checkpoint(encoder, decoder, cfg.get("provenance", {}), d)

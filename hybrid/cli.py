@@ -133,6 +133,69 @@ def score(
     typer.echo("\n".join(lines))
 
 
+Device = Annotated[str, typer.Option(help="auto (GPU when present), cpu or cuda.")]
+CheckpointOpt = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
+]
+
+
+@app.command()
+@friendly_errors
+def transfer(
+    rhythm: Annotated[Path, typer.Option("--rhythm", help="Song A: its notes and rhythm are kept.")],
+    timbre: Annotated[Path, typer.Option("--timbre", help="Song B: its timbre is used.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
+    rate: Annotated[float | None, typer.Option(help="Tempo factor: >1 plays faster.")] = None,
+    bpm: Annotated[float | None, typer.Option(help="Target tempo in BPM (from A's estimated tempo).")] = None,
+    bpm_from_timbre: Annotated[bool, typer.Option("--bpm-from-timbre", help="Take B's tempo.")] = False,
+    transpose: Annotated[int, typer.Option(help="Semitones up (negative: down).")] = 0,
+    midi_out: Annotated[
+        Path | None, typer.Option("--midi-out", help="Also write the notes, real tempo.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise generator (same seed, same output).")] = 0,
+    device: Device = "auto",
+    checkpoint: CheckpointOpt = None,
+    force: Force = False,
+) -> None:
+    """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
+    from rich.console import Console
+
+    from hybrid.pipeline import TransferOptions
+    from hybrid.pipeline import transfer as do_transfer
+
+    opts = TransferOptions(
+        rate, bpm, bpm_from_timbre, transpose, seed, device, str(checkpoint) if checkpoint else None
+    )
+    console = Console(stderr=True)
+    with console.status("starting") as status:
+        result = do_transfer(
+            rhythm, timbre, output, opts, midi_out, force, progress=lambda s: status.update(s)
+        )
+    f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
+    typer.echo(
+        f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
+        f" note F1 vs A {f1}"
+    )
+
+
+@app.command()
+@friendly_errors
+def render(
+    notes: Annotated[Path, typer.Argument(help="MIDI file to play.")],
+    timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose timbre is used.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
+    seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
+    device: Device = "auto",
+    checkpoint: CheckpointOpt = None,
+    force: Force = False,
+) -> None:
+    """Render a MIDI file with the timbre of an audio file."""
+    from hybrid.pipeline import render as do_render
+
+    y = do_render(notes, timbre, output, seed, device, str(checkpoint) if checkpoint else None, force)
+    typer.echo(f"{output}: {len(y) / 16000:.1f} s rendered")
+
+
 dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
@@ -140,12 +203,16 @@ app.add_typer(dataset_app, name="dataset")
 @dataset_app.command("build")
 @friendly_errors
 def dataset_build(
-    soundfont: Annotated[list[Path], typer.Option("--soundfont", help="SoundFont (.sf2/.sf3); repeat for more.")],
+    soundfont: Annotated[
+        list[Path], typer.Option("--soundfont", help="SoundFont (.sf2/.sf3); repeat for more.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder (NSynth layout).")],
     programs: Annotated[str, typer.Option(help="GM programs, e.g. 0-127 or 0,24,40.")] = "0-127",
     pitches: Annotated[str, typer.Option(help="MIDI pitches.")] = "21-108",
     velocities: Annotated[str, typer.Option(help="MIDI velocities.")] = "25,50,75,100,127",
-    valid_fraction: Annotated[float, typer.Option(help="Share of instruments held out for validation.")] = 0.1,
+    valid_fraction: Annotated[
+        float, typer.Option(help="Share of instruments held out for validation.")
+    ] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Share of instruments held out for test.")] = 0.1,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the instrument split.")] = 0,
@@ -172,7 +239,9 @@ def dataset_build(
             raise HybridError(f"MIDI pitches and velocities are 0-127, got {v}")
     with Progress(transient=True) as bar:
         task = bar.add_task("rendering instruments", total=None)
-        report = build_dataset(cfg, out, workers, lambda done, total: bar.update(task, completed=done, total=total))
+        report = build_dataset(
+            cfg, out, workers, lambda done, total: bar.update(task, completed=done, total=total)
+        )
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
     notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
     typer.echo(f"{out}: notes {notes}; dropped {dropped}; reused {report.skipped_existing}")
@@ -203,11 +272,17 @@ def dataset_info_cmd(
 def train(
     data: Annotated[Path, typer.Option("--data", help="NSynth-format folder (real NSynth or built).")],
     out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write, e.g. checkpoints/mine.")],
-    config: Annotated[Path | None, typer.Option("--config", help="Training config JSON (TrainConfig fields).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training config JSON (TrainConfig fields).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Decoder training steps (overrides the config).")] = None,
-    encoder_steps: Annotated[int | None, typer.Option(help="Encoder training steps (overrides the config).")] = None,
+    encoder_steps: Annotated[
+        int | None, typer.Option(help="Encoder training steps (overrides the config).")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Train the timbre encoder, then the WaveNet decoder; checkpoints are saved atomically and resumable."""
@@ -222,13 +297,18 @@ def train(
         if not torch.cuda.is_available():
             raise HybridError("--device cuda: no CUDA GPU is available here")
     if not resume and (out / "training_state.json").exists():
-        raise HybridError(f"{out}: holds a training run already (use --resume to continue it, or another --out)")
+        raise HybridError(
+            f"{out}: holds a training run already (use --resume to continue it, or another --out)"
+        )
     cfg = load_train_config(config, {"steps": steps, "encoder_steps": encoder_steps, "seed": seed})
     result = run_training(data, out, cfg, device=device, resume=resume, log=lambda m: typer.echo(m, err=True))
     typer.echo(f"{result}: checkpoint written")
 
 
 def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # resampy, via basic-pitch
     app()
 
 

@@ -65,6 +65,7 @@ class InstrumentData:
         for ex in reader:
             self.by_instrument.setdefault(ex.instrument_str, []).append(ex)
         self.instruments = sorted(self.by_instrument)
+        self.data_soundfonts = sorted({str(e.record["soundfont"]) for e in reader if "soundfont" in e.record})
         self.rng = rng
         # SoundFonts named by the records (built sets): found via build_info.json or the usual places.
         self.soundfonts: dict[str, str] = {p.name: str(p) for p in default_soundfonts()}
@@ -97,7 +98,9 @@ class InstrumentData:
             from hybrid.data.soundfont import SoundFontRenderer
 
             if sf_name not in self._renderers:
-                self._renderers[sf_name] = SoundFontRenderer(self.soundfonts[sf_name], SAMPLE_RATE_HZ, gain=1.0)
+                self._renderers[sf_name] = SoundFontRenderer(
+                    self.soundfonts[sf_name], SAMPLE_RATE_HZ, gain=1.0
+                )
             y = self._renderers[sf_name].sequence(seq, int(rec.get("bank", 0)), int(rec["program"]))  # type: ignore[call-overload]
         else:
             picks = [exs[int(i)] for i in self.rng.integers(len(exs), size=min(len(exs), 12))]
@@ -177,7 +180,9 @@ def init_distributed(device: str) -> Dist:
 # ------------------------------------------------------------------------------------- state on disk
 
 
-def save_training_state(out: Path, stage: str, step: int, models: dict[str, Any], optim: Any, extra: dict[str, Any]) -> None:
+def save_training_state(
+    out: Path, stage: str, step: int, models: dict[str, Any], optim: Any, extra: dict[str, Any]
+) -> None:
     """Optimiser and progress beside the checkpoint, as safetensors + JSON (never pickles)."""
     from safetensors.torch import save_file
 
@@ -197,7 +202,13 @@ def save_training_state(out: Path, stage: str, step: int, models: dict[str, Any]
                 scalars[f"{pid}.{k}"] = v
     with atomic_path(out / STATE_TENSORS) as tmp:
         save_file(tensors, str(tmp))
-    doc = {"stage": stage, "step": step, "optim_scalars": scalars, "param_groups": st["param_groups"], **extra}
+    doc = {
+        "stage": stage,
+        "step": step,
+        "optim_scalars": scalars,
+        "param_groups": st["param_groups"],
+        **extra,
+    }
     with atomic_path(out / STATE_JSON) as tmp:
         tmp.write_text(json.dumps(doc))
 
@@ -209,7 +220,9 @@ def load_training_state(out: Path, models: dict[str, Any], optim: Any | None) ->
     tensors = load_file(str(out / STATE_TENSORS))
     for name, m in models.items():
         prefix = f"model.{name}."
-        m.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+        m.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True
+        )
     if optim is not None:
         state: dict[int, dict[str, Any]] = {}
         for k, v in tensors.items():
@@ -234,7 +247,9 @@ def am_softmax_loss(emb: Any, weight: Any, labels: Any, scale: float = 16.0, mar
     return F.cross_entropy(scale * logits, labels)
 
 
-def encoder_accuracy(encoder: Any, data: InstrumentData, rng: np.random.Generator, n_enrol: int = 3, n_test: int = 4) -> float:
+def encoder_accuracy(
+    encoder: Any, data: InstrumentData, rng: np.random.Generator, n_enrol: int = 3, n_test: int = 4
+) -> float:
     """Nearest-centroid identification of the split's instruments: enrol on notes, test on other clips."""
     import torch
 
@@ -244,7 +259,9 @@ def encoder_accuracy(encoder: Any, data: InstrumentData, rng: np.random.Generato
         for i, inst in enumerate(data.instruments):
             enrol = np.stack([timbre_clip(data, inst, n, rng) for _ in range(n_enrol)])
             cents.append(encoder(torch.tensor(enrol)).mean(0))
-            tests.append(encoder(torch.tensor(np.stack([timbre_clip(data, inst, n, rng) for _ in range(n_test)]))))
+            tests.append(
+                encoder(torch.tensor(np.stack([timbre_clip(data, inst, n, rng) for _ in range(n_test)])))
+            )
             labels += [i] * n_test
         c = torch.nn.functional.normalize(torch.stack(cents), dim=1)
         pred = (torch.cat(tests) @ c.T).argmax(1).numpy()
@@ -264,20 +281,42 @@ def decoder_item(
     else:
         y, ex = data.note(inst)
         r = rng.random()
-        start_s = rng.uniform(-0.1, 0.05) if r < 0.4 else rng.uniform(2.4, 2.9) if r < 0.8 else rng.uniform(0, 3.0)
+        start_s = (
+            rng.uniform(-0.1, 0.05) if r < 0.4 else rng.uniform(2.4, 2.9) if r < 0.8 else rng.uniform(0, 3.0)
+        )
         notes = [Note(0.0, 3.0, float(ex.pitch), ex.velocity)]
     start_frame = int(round(start_s * FRAME_RATE_HZ))
-    shifted = [Note(m.onset_s - start_frame / FRAME_RATE_HZ, m.offset_s - start_frame / FRAME_RATE_HZ, m.pitch_midi, m.velocity) for m in notes]
+    shifted = [
+        Note(
+            m.onset_s - start_frame / FRAME_RATE_HZ,
+            m.offset_s - start_frame / FRAME_RATE_HZ,
+            m.pitch_midi,
+            m.velocity,
+        )
+        for m in notes
+    ]
     # Conditioning is computed on a longer window, so notes that began before the crop keep their history.
     pad = int(4 * FRAME_RATE_HZ)
-    cond = voice_conditioning([Note(m.onset_s + pad / FRAME_RATE_HZ, m.offset_s + pad / FRAME_RATE_HZ, m.pitch_midi, m.velocity) for m in shifted], pad + frames)[:, pad:]
+    cond = voice_conditioning(
+        [
+            Note(m.onset_s + pad / FRAME_RATE_HZ, m.offset_s + pad / FRAME_RATE_HZ, m.pitch_midi, m.velocity)
+            for m in shifted
+        ],
+        pad + frames,
+    )[:, pad:]
     audio = crop(y, start_frame * FRAME_HOP, n)
     return audio, cond
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except Exception:
         return "unknown"
 
@@ -307,7 +346,11 @@ def train(
     torch.manual_seed(cfg.seed + dist.rank)
     rng = np.random.default_rng(cfg.seed + 1000 * dist.rank)
     train_data = InstrumentData(root, "train", rng)
-    valid_data = InstrumentData(root, "valid", np.random.default_rng(cfg.seed + 7)) if (root / "nsynth-valid" / "examples.json").exists() else None
+    valid_data = (
+        InstrumentData(root, "valid", np.random.default_rng(cfg.seed + 7))
+        if (root / "nsynth-valid" / "examples.json").exists()
+        else None
+    )
     if valid_data is not None and not valid_data.instruments:
         valid_data = None
     dec_dict = dict(cfg.decoder)
@@ -316,7 +359,9 @@ def train(
     encoder = TimbreEncoder(EncoderConfig(**cfg.encoder)).to(dist.device)
     decoder = WaveNetDecoder(DecoderConfig(**dec_dict)).to(dist.device)
     n_inst = len(train_data.instruments)
-    class_weight = torch.nn.Parameter(torch.randn(n_inst, encoder.cfg.embedding_dim, device=dist.device) * 0.1)
+    class_weight = torch.nn.Parameter(
+        torch.randn(n_inst, encoder.cfg.embedding_dim, device=dist.device) * 0.1
+    )
     started = time.time()
     stage, step, history = "encoder", 0, {}
     elapsed_before = 0.0
@@ -330,7 +375,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance_base = {
         "data": str(root),
-        "soundfonts": sorted(train_data.soundfonts) if train_data.soundfonts else [],
+        "soundfonts": train_data.data_soundfonts,
         "train_instruments": n_inst,
         "seed": cfg.seed,
         "commit": _commit(),
@@ -348,7 +393,9 @@ def train(
             enc_model = torch.nn.parallel.DistributedDataParallel(encoder)
         opt = torch.optim.AdamW([*encoder.parameters(), class_weight], lr=cfg.encoder_lr, weight_decay=1e-4)
         if resume and step > 0:
-            load_training_state(out_dir, {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)}, opt)
+            load_training_state(
+                out_dir, {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)}, opt
+            )
         n = int(cfg.encoder_crop_s * SAMPLE_RATE_HZ)
         t_last, s_last = time.time(), step
         while step < cfg.encoder_steps:
@@ -356,7 +403,9 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr
             labels = rng.integers(n_inst, size=cfg.encoder_batch)
-            x = np.stack([augment(timbre_clip(train_data, train_data.instruments[i], n, rng), rng) for i in labels])
+            x = np.stack(
+                [augment(timbre_clip(train_data, train_data.instruments[i], n, rng), rng) for i in labels]
+            )
             emb = enc_model(torch.tensor(x, device=dist.device))
             loss = am_softmax_loss(emb, class_weight, torch.tensor(labels, device=dist.device))
             opt.zero_grad()
@@ -372,15 +421,29 @@ def train(
                 log(f"encoder step {step}/{cfg.encoder_steps}  loss {loss.item():.3f}  {rate:.2f} steps/s")
             if dist.main and (step % cfg.checkpoint_every == 0 or step == cfg.encoder_steps):
                 stage_next = "decoder" if step == cfg.encoder_steps else "encoder"
-                save_training_state(out_dir, stage_next, 0 if stage_next == "decoder" else step,
-                                    {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)}, opt,
-                                    {"history": history, "wall_s": wall()})
+                save_training_state(
+                    out_dir,
+                    stage_next,
+                    0 if stage_next == "decoder" else step,
+                    {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)},
+                    opt,
+                    {"history": history, "wall_s": wall()},
+                )
         if dist.main and valid_data is not None:
             encoder.eval()
             acc = encoder_accuracy(encoder, valid_data, np.random.default_rng(cfg.seed + 11))
             history["encoder_valid_accuracy"] = acc
-            log(f"encoder: held-out instrument identification (nearest centroid, {len(valid_data.instruments)} instruments): {acc:.3f}")
-            save_training_state(out_dir, "decoder", 0, {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)}, opt, {"history": history, "wall_s": wall()})
+            log(
+                f"encoder: held-out instrument identification (nearest centroid, {len(valid_data.instruments)} instruments): {acc:.3f}"
+            )
+            save_training_state(
+                out_dir,
+                "decoder",
+                0,
+                {"encoder": encoder, "decoder": decoder, "classes": _Holder(class_weight)},
+                opt,
+                {"history": history, "wall_s": wall()},
+            )
         stage, step = "decoder", 0
         if dist.world > 1:
             torch.distributed.barrier()  # DDP kept the ranks' encoders identical
@@ -398,11 +461,14 @@ def train(
             history = doc.get("history", history)
     dec_model = decoder
     if dist.world > 1:
-        dec_model = torch.nn.parallel.DistributedDataParallel(decoder)
+        # The last layer's residual output feeds nothing (only its skip does): tell DDP.
+        dec_model = torch.nn.parallel.DistributedDataParallel(decoder, find_unused_parameters=True)
     table = instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
     valid_items = None
     if valid_data is not None:
-        vtable = instrument_embeddings(encoder, valid_data, cfg, np.random.default_rng(cfg.seed + 3), dist.device)
+        vtable = instrument_embeddings(
+            encoder, valid_data, cfg, np.random.default_rng(cfg.seed + 3), dist.device
+        )
         vrng = np.random.default_rng(cfg.seed + 5)
         valid_items = []
         for k in range(min(32, 4 * len(valid_data.instruments))):
@@ -437,8 +503,21 @@ def train(
             history.setdefault("decoder_valid_loss", []).append([step, vloss])
             log(f"decoder step {step}: validation loss on held-out instruments {vloss:.3f}")
         if dist.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_training_state(out_dir, "decoder", step, {"encoder": encoder, "decoder": decoder}, opt, {"history": history, "wall_s": wall()})
-            prov = {**provenance_base, "encoder_steps": cfg.encoder_steps, "decoder_steps": step, "wall_s": round(wall(), 1), "validation": history}
+            save_training_state(
+                out_dir,
+                "decoder",
+                step,
+                {"encoder": encoder, "decoder": decoder},
+                opt,
+                {"history": history, "wall_s": wall()},
+            )
+            prov = {
+                **provenance_base,
+                "encoder_steps": cfg.encoder_steps,
+                "decoder_steps": step,
+                "wall_s": round(wall(), 1),
+                "validation": history,
+            }
             save_checkpoint(out_dir, encoder, decoder, prov)
     train_data.close()
     if valid_data is not None:
@@ -466,7 +545,9 @@ def _decode(model: Any, cond: Any, emb: Any, n: int, gen: Any, device: str) -> A
     return model(cond, emb, n, gen if device == "cpu" else None)
 
 
-def instrument_embeddings(encoder: Any, data: InstrumentData, cfg: TrainConfig, rng: np.random.Generator, device: str) -> list[Any]:
+def instrument_embeddings(
+    encoder: Any, data: InstrumentData, cfg: TrainConfig, rng: np.random.Generator, device: str
+) -> list[Any]:
     """K embeddings per instrument, each from a different clip (note, melody or chords) of it."""
     import torch
 
@@ -493,7 +574,11 @@ def validate(decoder: Any, items: list[Any], n: int, device: str) -> float:
             audio = torch.tensor(np.stack([a for a, _, _ in chunk]), device=device)
             cond = torch.tensor(np.stack([c for _, c, _ in chunk]), device=device)
             emb = torch.stack([e for _, _, e in chunk]).to(device)
-            losses.append(float(multi_resolution_stft_loss(decoder(cond, emb, n, gen if device == "cpu" else None), audio)))
+            losses.append(
+                float(
+                    multi_resolution_stft_loss(decoder(cond, emb, n, gen if device == "cpu" else None), audio)
+                )
+            )
     decoder.train()
     return float(np.mean(losses))
 

@@ -65,3 +65,35 @@ def synth_notes(seq: NoteSequence, sr: int = 22050, tail_s: float = 0.5) -> np.n
         tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
         y[a:b] += 0.2 * env * tone
     return (y / max(1e-9, np.abs(y).max()) * 0.8).astype(np.float32)
+
+
+TINY_TRAIN_CONFIG = {
+    "encoder": {"channels": 16, "layers": 2, "embedding_dim": 8},
+    "decoder": {"channels": 8, "skip_channels": 8, "dilations": [1, 2], "n_harmonics": 4, "embedding_dim": 8},
+    "encoder_steps": 4,
+    "encoder_batch": 4,
+    "steps": 6,
+    "batch": 2,
+    "checkpoint_every": 2,
+    "validate_every": 3,
+    "embeddings_per_instrument": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Four TimGM6mb programs x 3 pitches x 2 velocities: two instruments train, one validates, one tests."""
+    from hybrid.data.build import BuildConfig, build_dataset
+    from hybrid.data.soundfont import timgm6mb
+
+    root = tmp_path_factory.mktemp("tinyset")
+    cfg = BuildConfig(
+        soundfonts=(str(timgm6mb()),),
+        programs=(0, 24, 40, 73),
+        pitches=(55, 60, 67),
+        velocities=(60, 110),
+        valid_fraction=0.25,
+        test_fraction=0.25,
+    )
+    build_dataset(cfg, root)
+    return root

@@ -47,7 +47,9 @@ def test_real_nsynth_audio_format_and_pitch(path):
     # near it. Measured: 8 notes within 17 cents; the real mallet (pitch 103, 3.1 kHz) 54 cents sharp, so
     # the bound is 60 cents. NSynth pitches are nominal MIDI numbers; octave errors of pyin are forgiven.
     target = librosa.midi_to_hz(name.pitch)
-    f0, voiced, _ = librosa.pyin(y[:32000], fmin=max(30, target / 2.5), fmax=min(7000, target * 2.5), sr=16000)
+    f0, voiced, _ = librosa.pyin(
+        y[:32000], fmin=max(30, target / 2.5), fmax=min(7000, target * 2.5), sr=16000
+    )
     f0 = f0[voiced & np.isfinite(f0)]
     if f0.size < 5:
         pytest.skip(f"{path.stem}: pyin finds no stable pitch (noisy or percussive note)")
@@ -55,7 +57,9 @@ def test_real_nsynth_audio_format_and_pitch(path):
     assert abs(cents - 1200 * round(cents / 1200)) < 60
 
 
-@pytest.mark.parametrize("bad", ["../../etc/passwd", "bass_synthetic_135-067", "drums_acoustic_001-060-100", ""])
+@pytest.mark.parametrize(
+    "bad", ["../../etc/passwd", "bass_synthetic_135-067", "drums_acoustic_001-060-100", ""]
+)
 def test_bad_note_names_are_refused(bad):
     with pytest.raises(HybridError):
         parse_note_str(bad)
@@ -77,7 +81,9 @@ def test_parse_ranges():
         parse_ranges("a-b")
 
 
-TINY = BuildConfig(soundfonts=(str(timgm6mb()),), programs=(0, 40), pitches=(48, 60, 72), velocities=(60, 110))
+TINY = BuildConfig(
+    soundfonts=(str(timgm6mb()),), programs=(0, 40), pitches=(48, 60, 72), velocities=(60, 110)
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +103,27 @@ def test_tiny_build_schema_and_splits(tiny_set):
         doc = json.loads((root / f"nsynth-{split}" / "examples.json").read_text())
         assert len(doc) == 6
         for key, rec in doc.items():
-            for field in ("note_str", "instrument", "instrument_str", "pitch", "velocity", "sample_rate",
-                          "instrument_family", "instrument_family_str", "instrument_source",
-                          "instrument_source_str", "qualities", "qualities_str", "soundfont", "bank", "program"):
+            for field in (
+                "note_str",
+                "instrument",
+                "instrument_str",
+                "pitch",
+                "velocity",
+                "sample_rate",
+                "instrument_family",
+                "instrument_family_str",
+                "instrument_source",
+                "instrument_source_str",
+                "qualities",
+                "qualities_str",
+                "soundfont",
+                "bank",
+                "program",
+            ):
                 assert field in rec
-            assert rec["note_str"] == key and rec["sample_rate"] == 16000 and rec["soundfont"] == "TimGM6mb.sf2"
+            assert (
+                rec["note_str"] == key and rec["sample_rate"] == 16000 and rec["soundfont"] == "TimGM6mb.sf2"
+            )
             assert FAMILIES[rec["instrument_family"]] == rec["instrument_family_str"]
             info = sf.info(root / f"nsynth-{split}" / "audio" / f"{key}.wav")
             assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 64000, "PCM_16")

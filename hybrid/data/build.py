@@ -98,7 +98,9 @@ def assign_splits(instruments: Sequence[Instrument], config: BuildConfig) -> dic
     with two or more instruments at least one is held out for validation, with three or more one for test."""
 
     def key(inst: Instrument) -> str:
-        return hashlib.sha256(f"{config.seed}:{Path(inst.soundfont).name}:{inst.program}".encode()).hexdigest()
+        return hashlib.sha256(
+            f"{config.seed}:{Path(inst.soundfont).name}:{inst.program}".encode()
+        ).hexdigest()
 
     ordered = sorted(instruments, key=key)
     n = len(ordered)
@@ -106,7 +108,9 @@ def assign_splits(instruments: Sequence[Instrument], config: BuildConfig) -> dic
     n_valid = max(1 if n >= 2 else 0, int(round(n * config.valid_fraction)))
     out = {}
     for rank, inst in enumerate(ordered):
-        out[inst.instrument_str] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+        out[inst.instrument_str] = (
+            "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+        )
     return out
 
 

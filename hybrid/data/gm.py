@@ -10,7 +10,19 @@ family NSynth uses for sustained synthetic sounds.
 from __future__ import annotations
 
 # NSynth's own enumerations (index = the integer id in examples.json).
-FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
+FAMILIES = (
+    "bass",
+    "brass",
+    "flute",
+    "guitar",
+    "keyboard",
+    "mallet",
+    "organ",
+    "reed",
+    "string",
+    "synth_lead",
+    "vocal",
+)
 SOURCES = ("acoustic", "electronic", "synthetic")
 QUALITIES = (
     "bright", "dark", "distortion", "fast_decay", "long_release",
@@ -27,7 +39,12 @@ GM_TABLE: tuple[tuple[int, int, str | None, str | None], ...] = (
     (4, 5, "keyboard", _E),  # electric pianos 1-2
     (6, 6, "keyboard", _K),  # harpsichord
     (7, 7, "keyboard", _E),  # clavinet
-    (8, 15, "mallet", _K),  # celesta, glockenspiel, music box, vibraphone, marimba, xylophone, tubular bells, dulcimer
+    (
+        8,
+        15,
+        "mallet",
+        _K,
+    ),  # celesta, glockenspiel, music box, vibraphone, marimba, xylophone, tubular bells, dulcimer
     (16, 18, "organ", _E),  # drawbar, percussive, rock organ
     (19, 20, "organ", _K),  # church organ, reed organ
     (21, 23, "reed", _K),  # accordion, harmonica, tango accordion

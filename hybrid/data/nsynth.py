@@ -26,7 +26,14 @@ NOTE_SECONDS = 4.0
 NOTE_STR_RE = re.compile(
     r"^(?P<family>[a-z_]+?)_(?P<source>acoustic|electronic|synthetic)_(?P<instrument>\d{3,})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$"
 )
-REQUIRED_FIELDS = ("note_str", "instrument_str", "pitch", "velocity", "instrument_family_str", "instrument_source_str")
+REQUIRED_FIELDS = (
+    "note_str",
+    "instrument_str",
+    "pitch",
+    "velocity",
+    "instrument_family_str",
+    "instrument_source_str",
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,9 @@ class NoteFilter:
             and (self.sources is None or ex.source in self.sources)
             and (self.instruments is None or ex.instrument_str in self.instruments)
             and (self.pitch_range is None or self.pitch_range[0] <= ex.pitch <= self.pitch_range[1])
-            and (self.velocity_range is None or self.velocity_range[0] <= ex.velocity <= self.velocity_range[1])
+            and (
+                self.velocity_range is None or self.velocity_range[0] <= ex.velocity <= self.velocity_range[1]
+            )
         )
 
 

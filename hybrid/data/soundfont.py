@@ -37,7 +37,9 @@ def timgm6mb() -> Path:
 class SoundFontRenderer:
     """One FluidSynth instance with one SoundFont loaded; renders mono float32 audio."""
 
-    def __init__(self, soundfont: str | os.PathLike[str], sample_rate_hz: int = 16000, gain: float = 0.5) -> None:
+    def __init__(
+        self, soundfont: str | os.PathLike[str], sample_rate_hz: int = 16000, gain: float = 0.5
+    ) -> None:
         import fluidsynth
 
         path = Path(soundfont)

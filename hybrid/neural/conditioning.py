@@ -46,7 +46,9 @@ def allocate_voices(seq: NoteSequence, max_voices: int | None = None) -> list[li
         else:
             steal = min(range(len(voices)), key=lambda i: voices[i][-1].onset_s)
             last = voices[steal][-1]
-            voices[steal][-1] = Note(last.onset_s, n.onset_s, last.pitch_midi, last.velocity, last.bend_semitones)
+            voices[steal][-1] = Note(
+                last.onset_s, n.onset_s, last.pitch_midi, last.velocity, last.bend_semitones
+            )
             voices[steal].append(n)
     return voices
 
@@ -66,8 +68,9 @@ def voice_conditioning(notes: list[Note], n_frames: int) -> npt.NDArray[np.float
         pitch = np.full(b - a, n.pitch_midi, np.float64)
         if n.bend_semitones:
             held = max(1, min(off, b) - a)
-            curve = np.interp(np.arange(held), np.linspace(0, held, len(n.bend_semitones), endpoint=False),
-                              n.bend_semitones)
+            curve = np.interp(
+                np.arange(held), np.linspace(0, held, len(n.bend_semitones), endpoint=False), n.bend_semitones
+            )
             pitch[:held] += curve
             pitch[held:] += n.bend_semitones[-1]
         c[0, seg] = (pitch - 60.0) / 24.0

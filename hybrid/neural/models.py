@@ -47,7 +47,9 @@ class LogMel(nn.Module):
         super().__init__()
         import librosa
 
-        fb = librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=30.0, fmax=8000.0)
+        fb = librosa.filters.mel(
+            sr=SAMPLE_RATE_HZ, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=30.0, fmax=8000.0
+        )
         self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         self.n_fft, self.hop = cfg.n_fft, cfg.hop
@@ -70,7 +72,11 @@ class TimbreEncoder(nn.Module):
         ch_in = cfg.n_mels
         for i in range(cfg.layers):
             d = 2 ** min(i, 3)
-            layers += [nn.Conv1d(ch_in, cfg.channels, 3, padding=d, dilation=d), nn.GroupNorm(8, cfg.channels), nn.GELU()]
+            layers += [
+                nn.Conv1d(ch_in, cfg.channels, 3, padding=d, dilation=d),
+                nn.GroupNorm(8, cfg.channels),
+                nn.GELU(),
+            ]
             ch_in = cfg.channels
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Linear(2 * cfg.channels + cfg.n_mels, cfg.embedding_dim)
@@ -145,7 +151,11 @@ class WaveNetDecoder(nn.Module):
         return {"amplitude": amp, "harmonics": dist, "noise": noise}
 
     def forward(
-        self, cond: torch.Tensor, emb: torch.Tensor, n_samples: int | None = None, generator: torch.Generator | None = None
+        self,
+        cond: torch.Tensor,
+        emb: torch.Tensor,
+        n_samples: int | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """-> audio (B, n_samples) at 16 kHz."""
         n = n_samples or cond.shape[-1] * FRAME_HOP

@@ -50,7 +50,9 @@ def harmonic_synth(
     return out
 
 
-def noise_synth(magnitudes: torch.Tensor, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def noise_synth(
+    magnitudes: torch.Tensor, n_samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Filtered noise: white noise shaped per frame by (B, bands, frames) magnitudes (bands = n_fft/2+1 of a
     2*FRAME_HOP-point STFT), by multiplying its short-time spectrum."""
     n_fft = 2 * FRAME_HOP

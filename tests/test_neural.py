@@ -1,0 +1,139 @@
+"""The neural half with tiny models: conditioning, synthesizer, networks, checkpoint format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid.checkpoint import load_checkpoint, save_checkpoint
+from hybrid.errors import HybridError
+from hybrid.neural.conditioning import (
+    COND_CHANNELS,
+    FRAME_RATE_HZ,
+    allocate_voices,
+    f0_hz,
+    sequence_conditioning,
+    voice_conditioning,
+)
+from hybrid.neural.models import DecoderConfig, EncoderConfig, TimbreEncoder, WaveNetDecoder
+from hybrid.neural.synth import harmonic_synth, noise_synth
+from hybrid.notes import Note, NoteSequence
+
+TINY_ENC = EncoderConfig(channels=16, layers=2, embedding_dim=8)
+TINY_DEC = DecoderConfig(channels=8, skip_channels=8, dilations=(1, 2), n_harmonics=4, embedding_dim=8)
+
+
+def ch(name: str) -> int:
+    return COND_CHANNELS.index(name)
+
+
+def test_voice_allocation_by_hand():
+    # A (0-1 s) and B (0.5-1.5 s) overlap -> two voices; C starts at 1.0 when A's voice is free again.
+    a, b, c = Note(0.0, 1.0, 60), Note(0.5, 1.5, 64), Note(1.0, 2.0, 67)
+    voices = allocate_voices(NoteSequence([a, b, c]))
+    assert voices == [[a, c], [b]]
+    # With one voice allowed, B cuts A short at 0.5 s.
+    assert allocate_voices(NoteSequence([a, b]), max_voices=1) == [[Note(0.0, 0.5, 60), b]]
+
+
+def test_conditioning_values_by_hand():
+    # Bend samples at 0.2 s (0) and 0.4 s (+1 semitone), interpolated linearly between, held after.
+    note = Note(0.2, 0.6, 72, 127, (0.0, 1.0))
+    c = voice_conditioning([note], n_frames=500)
+    f = lambda t: int(round(t * FRAME_RATE_HZ))  # noqa: E731
+    assert c[ch("active"), f(0.1)] == 0 and c[ch("gate"), f(0.1)] == 0
+    assert c[ch("pitch"), f(0.2)] == pytest.approx((72 - 60) / 24)
+    assert c[ch("pitch"), f(0.3)] == pytest.approx((72.5 - 60) / 24)
+    assert c[ch("pitch"), f(0.5)] == pytest.approx((73 - 60) / 24)
+    assert c[ch("pitch"), f(1.0)] == pytest.approx((73 - 60) / 24)  # the release keeps the last pitch
+    assert c[ch("velocity"), f(0.3)] == 1.0
+    assert c[ch("gate"), f(0.59)] == 1 and c[ch("gate"), f(0.61)] == 0
+    assert c[ch("onset"), f(0.2)] == 1 and c[ch("onset"), f(0.25)] == 0
+    assert c[ch("since_onset_mid"), f(0.7)] == pytest.approx(np.exp(-0.5 / 0.5), rel=1e-3)
+    assert c[ch("since_release_slow"), f(1.1)] == pytest.approx(np.exp(-0.5 / 0.5), rel=1e-3)
+    assert c[ch("active"), f(1.59)] == 1 and c[ch("active"), f(1.61)] == 0  # 1 s release tail
+    assert f0_hz(c[None])[0, f(0.2)] == pytest.approx(523.25, rel=1e-4)
+
+
+def test_sequence_conditioning_shape():
+    seq = NoteSequence([Note(0, 1, 60), Note(0, 1, 64), Note(0, 1, 67), Note(2, 3, 60)])
+    c = sequence_conditioning(seq)
+    assert c.shape == (3, len(COND_CHANNELS), int(np.ceil(4.0 * FRAME_RATE_HZ)))
+
+
+def test_harmonic_synth_is_a_sine_at_f0_and_respects_nyquist():
+    frames, n = 250, 16000
+    f0 = torch.full((1, frames), 440.0)
+    amps = torch.zeros(1, 20, frames)
+    amps[0, 0] = 0.5  # only the fundamental
+    amps[0, 19] = 0.5  # the 20th harmonic is 8.8 kHz, above Nyquist: must be silent
+    y = harmonic_synth(f0, amps, n)[0].numpy()
+    spec = np.abs(np.fft.rfft(y * np.hanning(n)))
+    assert np.argmax(spec) == 440  # 1 Hz bins
+    assert np.max(np.abs(y)) == pytest.approx(0.5, rel=0.01)
+    assert spec[7000:].max() < 1e-3 * spec.max()
+
+
+def test_noise_synth_follows_its_filter():
+    frames, n = 250, 16000
+    mags = torch.zeros(1, 65, frames)
+    mags[0, 40:] = 1.0  # only the upper bands (5-8 kHz)
+    y = noise_synth(mags, n, torch.Generator().manual_seed(0))[0].numpy()
+    spec = np.abs(np.fft.rfft(y))
+    low, high = spec[:4000].mean(), spec[5500:7500].mean()
+    assert high > 20 * low
+
+
+def test_decoder_shapes_receptive_field_and_silence():
+    dec = WaveNetDecoder(TINY_DEC)
+    assert dec.receptive_field_frames == 1 + 2 * (1 + 2)
+    seq = NoteSequence([Note(0.5, 1.0, 60, 100)])
+    cond = torch.tensor(sequence_conditioning(seq, tail_s=0.5))
+    y = dec(cond, torch.nn.functional.normalize(torch.randn(1, 8), dim=1))
+    assert y.shape == (1, cond.shape[-1] * 64)
+    assert torch.all(y[0, : int(0.45 * 16000)] == 0)  # nothing sounds before the note
+
+
+def test_encoder_any_length_unit_norm():
+    enc = TimbreEncoder(TINY_ENC).eval()
+    with torch.no_grad():
+        for n in (4096, 16000, 80000):
+            e = enc(torch.randn(2, n) * 0.1)
+            assert e.shape == (2, 8)
+            assert torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+        # Loudness does not change the embedding (the mean log level is removed).
+        x = torch.randn(1, 16000) * 0.1
+        assert torch.allclose(enc(x), enc(x * 0.1), atol=1e-3)
+
+
+def test_checkpoint_round_trip_and_strictness(tmp_path):
+    enc, dec = TimbreEncoder(TINY_ENC), WaveNetDecoder(TINY_DEC)
+    d = save_checkpoint(tmp_path / "ck", enc, dec, {"steps": 3})
+    ck = load_checkpoint(d)
+    for a, b in zip(dec.state_dict().values(), ck.decoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert ck.provenance == {"steps": 3}
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["format_version"] == 1 and cfg["decoder"]["n_harmonics"] == 4
+    # An unknown format version is refused.
+    (d / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
+    with pytest.raises(HybridError, match="format version 99 is not supported"):
+        load_checkpoint(d)
+    # Weights from another checkpoint are refused (sha256 recorded in config.json).
+    (d / "config.json").write_text(json.dumps(cfg))
+    other = save_checkpoint(tmp_path / "other", TimbreEncoder(TINY_ENC), WaveNetDecoder(TINY_DEC), {})
+    (d / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(HybridError, match="does not match config.json"):
+        load_checkpoint(d)
+    # A config whose shapes differ from the weights is refused, strictly.
+    (d / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    cfg2 = json.loads((other / "config.json").read_text())
+    cfg2["decoder"]["n_harmonics"] = 5
+    (other / "config.json").write_text(json.dumps(cfg2))
+    with pytest.raises(HybridError, match="do not fit the configured decoder"):
+        load_checkpoint(other)
+    with pytest.raises(HybridError, match="not a hybrid checkpoint"):
+        load_checkpoint(tmp_path)
