@@ -27,7 +27,10 @@ class Checkpoint:
 
 
 def default_checkpoint_dir() -> Path:
-    """The shipped model: checkpoints/default beside the package (source checkout) ."""
+    """The shipped model: inside the installed package (wheels), or checkpoints/default in a source checkout."""
+    packaged = Path(__file__).resolve().parent / "_default_checkpoint"
+    if (packaged / CONFIG_NAME).exists():
+        return packaged
     return Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 
 

@@ -155,6 +155,9 @@ def transfer(
     seed: Annotated[int, typer.Option(help="Seed of the noise generator (same seed, same output).")] = 0,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write an HTML report (plots, players).")
+    ] = None,
     force: Force = False,
 ) -> None:
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
@@ -166,11 +169,20 @@ def transfer(
     opts = TransferOptions(
         rate, bpm, bpm_from_timbre, transpose, seed, device, str(checkpoint) if checkpoint else None
     )
+    from hybrid.audio import check_output_path
+
+    if report is not None:
+        check_output_path(report, [rhythm, timbre], force)
     console = Console(stderr=True)
     with console.status("starting") as status:
         result = do_transfer(
             rhythm, timbre, output, opts, midi_out, force, progress=lambda s: status.update(s)
         )
+        if report is not None:
+            from hybrid.pipeline import transfer_report
+
+            status.update("writing the report")
+            transfer_report(rhythm, timbre, result, opts, report)
     f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
@@ -194,6 +206,57 @@ def render(
 
     y = do_render(notes, timbre, output, seed, device, str(checkpoint) if checkpoint else None, force)
     typer.echo(f"{output}: {len(y) / 16000:.1f} s rendered")
+
+
+@app.command("report")
+@friendly_errors
+def report_cmd(
+    rhythm: Annotated[Path, typer.Option("--rhythm", help="Song A.")],
+    timbre: Annotated[Path, typer.Option("--timbre", help="Song B.")],
+    output: Annotated[Path, typer.Option("--output", help="The transfer's output audio.")],
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Report to write (default: OUTPUT.html).")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """An HTML report of an existing transfer output: players, piano roll, spectrograms, metrics."""
+    from hybrid.audio import check_output_path
+    from hybrid.report import analyse, write_report
+
+    path = check_output_path(html_out or output.with_suffix(".html"), [rhythm, timbre, output], force)
+    data = analyse(rhythm, timbre, output, settings={"output": str(output)})
+    write_report(data, path)
+    typer.echo(f"{path}: report written")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    pairs: Annotated[
+        Path, typer.Argument(help="CSV: rhythm,timbre[,notes] (ground-truth notes of the rhythm song).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Results folder.")],
+    system: Annotated[
+        str, typer.Option(help="hybrid, copy-a, copy-b, nearest-gm, or a comma list.")
+    ] = "hybrid,copy-a,copy-b,nearest-gm",
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the renderer.")] = 0,
+    checkpoint: CheckpointOpt = None,
+) -> None:
+    """Score systems on many pairs: OUT/NAME.json and .md per system, OUT/summary.md side by side."""
+    from hybrid.evaluate import evaluate as run_eval
+
+    names = [s.strip() for s in system.split(",") if s.strip()]
+    run_eval(
+        pairs,
+        out,
+        names,
+        str(checkpoint) if checkpoint else None,
+        seed,
+        workers,
+        progress=lambda s, i, n: typer.echo(f"{s}: pair {i}/{n}", err=True),
+    )
+    typer.echo(f"{out}: results of {', '.join(names)}; summary in {out / 'summary.md'}")
 
 
 dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)

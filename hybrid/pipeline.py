@@ -41,6 +41,7 @@ class TransferResult:
     output_tempo_bpm: float | None
     timings_s: dict[str, float] = field(default_factory=dict)
     audio: npt.NDArray[np.float32] | None = None
+    output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
 
 
 def choose_rate(source_bpm: float, opts: TransferOptions, timbre_bpm: float | None = None) -> float:
@@ -155,10 +156,46 @@ def transfer(
         write_midi(notes, midi_path)
     lap("write")
     f1 = out_bpm = None
+    again = None
     if options.score:
         step("scoring")
         again = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=transcriber)
         f1 = note_scores(notes, again.notes).onset_f1
         out_bpm = again.tempo_bpm
         lap("score")
-    return TransferResult(out, notes, tr.tempo_bpm, rate, f1, out_bpm, t, y)
+    return TransferResult(out, notes, tr.tempo_bpm, rate, f1, out_bpm, t, y, again.notes if again else None)
+
+
+def transfer_report(
+    rhythm: PathLike, timbre: PathLike, result: TransferResult, options: TransferOptions, path: PathLike
+) -> Path:
+    """Write the HTML report of a finished transfer (reuses its notes; loads A and B again)."""
+    from hybrid.audio import load_audio
+    from hybrid.neural.conditioning import SAMPLE_RATE_HZ
+    from hybrid.report import ReportData, write_report
+
+    if result.output_notes is None or result.output_tempo_bpm is None or result.audio is None:
+        raise HybridError("a report needs the scored transfer (scoring was switched off)")
+    a, _ = load_audio(rhythm, sample_rate_hz=SAMPLE_RATE_HZ)
+    b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
+    settings = {
+        "checkpoint": options.checkpoint or "default (shipped)",
+        "seed": options.seed,
+        "stretch rate": f"{result.rate:.4g}",
+        "transpose (semitones)": options.transpose,
+        "device": options.device,
+    }
+    data = ReportData(
+        Path(rhythm),
+        Path(timbre),
+        result.output,
+        a,
+        b,
+        result.audio,
+        result.notes,
+        result.output_notes,
+        result.source_tempo_bpm * result.rate,
+        result.output_tempo_bpm,
+        settings,
+    )
+    return write_report(data, path)

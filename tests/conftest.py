@@ -97,3 +97,21 @@ def tiny_dataset(tmp_path_factory) -> Path:
     )
     build_dataset(cfg, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained checkpoint with a few thousand parameters: for plumbing tests, not quality."""
+    import torch
+
+    from hybrid.checkpoint import save_checkpoint
+    from hybrid.neural.models import DecoderConfig, EncoderConfig, TimbreEncoder, WaveNetDecoder
+
+    torch.manual_seed(0)
+    enc = TimbreEncoder(EncoderConfig(channels=16, layers=2, embedding_dim=8))
+    dec = WaveNetDecoder(
+        DecoderConfig(channels=8, skip_channels=8, dilations=(1, 2), n_harmonics=4, embedding_dim=8)
+    )
+    return save_checkpoint(
+        tmp_path_factory.mktemp("tinyck") / "ck", enc, dec, {"note": "untrained, for tests"}
+    )

@@ -26,19 +26,22 @@ def random_phrase(
     pitch_range: tuple[int, int] = (48, 76),
     velocity_range: tuple[int, int] = (50, 110),
     max_voices: int = 4,
+    min_ioi_s: float = 0.1,
 ) -> NoteSequence:
-    """A random phrase: 'melody' (one voice, staccato to legato, 0.08-1.2 s notes) or 'chords' (2-max_voices
-    notes struck together, sometimes arpeggiated)."""
+    """A random phrase: 'melody' (one voice, staccato to legato, 0.05-1 s notes) or 'chords' (2-max_voices
+    notes struck together, sometimes rolled). Onsets are at least min_ioi_s apart (a transcription test
+    wants notes longer than basic-pitch's 128 ms minimum)."""
     notes: list[Note] = []
     lo, hi = pitch_range
     t = float(rng.uniform(0.0, 0.2))
     pitch = int(rng.integers(lo, hi + 1))
     while t < duration_s - 0.1:
-        ioi = float(rng.choice([0.1, 0.15, 0.25, 0.33, 0.5, 0.75, 1.0]))
+        ioi = max(min_ioi_s, float(rng.choice([0.1, 0.15, 0.25, 0.33, 0.5, 0.75, 1.0])))
         vel = int(rng.integers(velocity_range[0], velocity_range[1] + 1))
         if kind == "melody":
             pitch = int(np.clip(pitch + rng.integers(-5, 6), lo, hi))
             dur = ioi * float(rng.choice([0.5, 0.8, 0.95, 1.0]))  # staccato ... legato
+            dur = max(dur, min(ioi, min_ioi_s))
             notes.append(Note(t, min(t + dur, duration_s), float(pitch), vel))
         else:
             n_voices = int(rng.integers(2, max_voices + 1))

@@ -1,0 +1,205 @@
+"""Quality and speed of the renderer against issue #4's bars, with the alternatives beside it.
+
+Needs the held-out set built from MuseScore General (instruments never seen in training):
+    hybrid dataset build --soundfont /usr/share/sounds/sf3/MuseScore_General_Full.sf3 \
+        --out data/musescore-heldout --programs 0-111 --pitches 36-84 --velocities 100 \
+        --valid-fraction 0 --test-fraction 1 --workers 2
+Run:  uv run python benchmarks/bench_quality.py [--checkpoint DIR] [--heldout data/musescore-heldout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hybrid.baselines import GMLookup  # noqa: E402
+from hybrid.data.nsynth import NSynthReader  # noqa: E402
+from hybrid.data.phrases import random_phrase  # noqa: E402
+from hybrid.data.soundfont import SoundFontRenderer  # noqa: E402
+from hybrid.metrics import note_scores  # noqa: E402
+from hybrid.neural.render import Renderer  # noqa: E402
+from hybrid.notes import Note, NoteSequence  # noqa: E402
+from hybrid.timbre import spectral_stats, standardized_distances  # noqa: E402
+from hybrid.transcription import Transcriber, transcribe_audio  # noqa: E402
+
+SR = 16000
+FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+# The identification phrase: 8 notes, pitches 48-72, 5.2 s (as in shared/docs/FINDINGS.md).
+PHRASE = NoteSequence(
+    [
+        Note(0.1 + 0.6 * i, 0.1 + 0.6 * i + 0.5, float(p), 90)
+        for i, p in enumerate([48, 52, 55, 60, 64, 67, 72, 60])
+    ]
+)
+
+
+def heldout_instruments(root: Path, n: int) -> list[tuple[str, int, list]]:
+    """n instruments spread over the programs (every k-th), each with its notes."""
+    reader = NSynthReader(root, ("test",))
+    by: dict[str, list] = {}
+    for ex in reader:
+        by.setdefault(ex.instrument_str, []).append(ex)
+    insts = sorted(by, key=lambda s: int(by[s][0].record["program"]))
+    step = max(1, len(insts) // n)
+    chosen = insts[::step][:n]
+    return [(s, int(by[s][0].record["program"]), by[s]) for s in chosen]
+
+
+def enrol_audio(notes: list, rng: np.random.Generator, k: int = 3) -> np.ndarray:
+    """The timbre song for an instrument: k of its notes (not the phrase), 1.5 s each, one after another."""
+    picks = [notes[i] for i in rng.choice(len(notes), size=min(k, len(notes)), replace=False)]
+    return np.concatenate([ex.load()[: int(1.5 * SR)] for ex in picks])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--heldout", default=str(ROOT / "data" / "musescore-heldout"))
+    ap.add_argument("--instruments", type=int, default=28)
+    ap.add_argument("--phrases", type=int, default=12)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    renderer = Renderer.load(args.checkpoint, "cpu")
+    insts = heldout_instruments(Path(args.heldout), args.instruments)
+    sf_path = json.loads((Path(args.heldout) / "build_info.json").read_text())["config"]["soundfonts"][0]
+    true_sf = SoundFontRenderer(sf_path, SR, gain=1.0)
+    lookup = GMLookup.build(FLUIDR3)
+    tr = Transcriber()
+    results: dict[str, object] = {
+        "checkpoint": str(renderer.provenance.get("decoder_steps")),
+        "instruments": len(insts),
+    }
+
+    # ---- timbre identification: hybrid vs nearest GM program
+    truth, ours, base = [], [], []
+    embeddings = []
+    for _, prog, notes in insts:
+        enrol = enrol_audio(notes, rng)
+        emb = renderer.embed(enrol)
+        embeddings.append(emb)
+        truth.append(spectral_stats(true_sf.sequence(PHRASE, 0, prog)))
+        ours.append(spectral_stats(renderer.render(PHRASE, emb)))
+        base.append(spectral_stats(lookup.render(PHRASE, lookup.nearest(enrol))))
+    truth_a = np.stack(truth)
+    ident = {}
+    for name, q in (("hybrid", np.stack(ours)), ("nearest FluidR3 GM program", np.stack(base))):
+        d = standardized_distances(q, truth_a)
+        ranks = np.array([int(np.sum(d[i] < d[i, i])) for i in range(len(d))])
+        ident[name] = {"top1": float(np.mean(ranks == 0)), "top3": float(np.mean(ranks < 3))}
+    results["timbre_identification"] = ident
+
+    # ---- notes survive: held-out phrases, mono and up to four voices; FluidSynth renderings as the ceiling
+    survive: dict[str, dict[str, list[float]]] = {
+        "mono": {"hybrid": [], "fluidsynth": []},
+        "poly": {"hybrid": [], "fluidsynth": []},
+    }
+    for i in range(args.phrases):
+        j = i % len(insts)
+        _, prog, _ = insts[j]
+        for kind, label in (("melody", "mono"), ("chords", "poly")):
+            seq = random_phrase(rng, kind, 5.0, (48, 76), max_voices=4, min_ioi_s=0.25)
+            y_h = renderer.render(seq, embeddings[j])
+            y_f = true_sf.sequence(seq, 0, prog)
+            survive[label]["hybrid"].append(
+                note_scores(seq, transcribe_audio(y_h, SR, transcriber=tr, with_tempo=False).notes).onset_f1
+            )
+            survive[label]["fluidsynth"].append(
+                note_scores(seq, transcribe_audio(y_f, SR, transcriber=tr, with_tempo=False).notes).onset_f1
+            )
+    results["notes_survive_onset_f1"] = {
+        k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in survive.items()
+    }
+
+    # ---- pitch: single rendered notes, pyin median absolute error in cents
+    import librosa
+
+    errs = []
+    for i, p in enumerate(range(40, 84, 3)):
+        y = renderer.render(NoteSequence([Note(0.05, 1.05, float(p), 100)]), embeddings[i % len(embeddings)])
+        target = librosa.midi_to_hz(p)
+        f0, voiced, _ = librosa.pyin(
+            y[int(0.1 * SR) : int(1.0 * SR)], fmin=target / 1.5, fmax=target * 1.5, sr=SR
+        )
+        f0 = f0[voiced & np.isfinite(f0)]
+        if f0.size:
+            errs.append(abs(1200 * np.log2(np.median(f0) / target)))
+    results["pitch_median_abs_error_cents"] = float(np.median(errs))
+
+    # ---- speed: a 30 s four-voice piece, and `hybrid transfer` on 30 s of audio
+    piece = []
+    for v, (lo, dur) in enumerate([(72, 0.25), (64, 0.5), (55, 1.0), (40, 2.0)]):
+        t = 0.0
+        while t < 30.0:
+            piece.append(Note(t, min(30.0, t + dur * 0.9), float(lo + (int(t / dur) * 5) % 12), 90))
+            t += dur
+    seq = NoteSequence(piece)
+    renderer.render(NoteSequence(piece[:8]), embeddings[0])  # warm-up
+    t0 = time.perf_counter()
+    renderer.render(seq, embeddings[0])
+    render_s = time.perf_counter() - t0
+    results["render_30s_4voices"] = {"notes": len(seq), "seconds": render_s, "x_real_time": 30.0 / render_s}
+    with tempfile.TemporaryDirectory() as d:
+        import soundfile as sf
+
+        from hybrid.audio import load_audio
+
+        a, sr_a = load_audio(ROOT / "examples" / "vibe_ace.ogg")
+        sf.write(Path(d) / "a30.wav", a[: 30 * sr_a], sr_a)
+        cmd = [
+            str(Path(sys.executable).parent / "hybrid"),
+            "transfer",
+            "--rhythm",
+            str(Path(d) / "a30.wav"),
+            "--timbre",
+            str(ROOT / "examples" / "trumpet.ogg"),
+            "-o",
+            str(Path(d) / "o.wav"),
+        ]
+        if args.checkpoint:
+            cmd += ["--checkpoint", args.checkpoint]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        results["transfer_30s_wall_s"] = time.perf_counter() - t0
+        results["transfer_30s_output"] = r.stdout.strip() or r.stderr.strip()[-300:]
+
+    print(json.dumps(results, indent=1))
+    print()
+    ti = results["timbre_identification"]
+    ns = results["notes_survive_onset_f1"]
+    print("| measure | hybrid | alternative | bar |")
+    print("|---|---|---|---|")
+    print(
+        f"| timbre identification, {len(insts)} held-out MuseScore instruments, top-1 / top-3 | "
+        f"{ti['hybrid']['top1']:.2f} / {ti['hybrid']['top3']:.2f} | nearest FluidR3 GM program: "
+        f"{ti['nearest FluidR3 GM program']['top1']:.2f} / {ti['nearest FluidR3 GM program']['top3']:.2f} | 0.60 / 0.85 |"
+    )
+    print(
+        f"| notes survive, onset F1 after basic-pitch, mono | {ns['mono']['hybrid']:.3f} | true rendering (FluidSynth): {ns['mono']['fluidsynth']:.3f} | 0.95 |"
+    )
+    print(
+        f"| notes survive, onset F1, poly (up to 4 voices) | {ns['poly']['hybrid']:.3f} | true rendering (FluidSynth): {ns['poly']['fluidsynth']:.3f} | 0.90 |"
+    )
+    print(
+        f"| pitch, median abs error on single notes (pyin) | {results['pitch_median_abs_error_cents']:.1f} cents | | 20 cents |"
+    )
+    rs = results["render_30s_4voices"]
+    print(
+        f"| render 30 s, 4 voices, {rs['notes']} notes, CPU | {rs['seconds']:.2f} s ({rs['x_real_time']:.0f}x real time) | | 20x |"
+    )
+    print(
+        f"| `hybrid transfer` on 30 s of audio, wall time incl. model loading | {results['transfer_30s_wall_s']:.1f} s | | 15 s |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Batch evaluation of a system (hybrid or a baseline) on rhythm/timbre pairs, with a Markdown table.
+
+Systems:
+- hybrid: the transfer itself.
+- copy-a: the output is A (keeps every note, none of B's timbre): the notes ceiling.
+- copy-b: the output is B cut to A's length (B's timbre, none of A's notes): the timbre ceiling.
+- nearest-gm: A's transcription played by the General MIDI program of FluidR3_GM nearest to B by MFCC
+  statistics: the simplest alternative to a learned renderer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybrid.errors import HybridError
+
+SYSTEMS = ("hybrid", "copy-a", "copy-b", "nearest-gm")
+SR = 16000
+FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+
+
+@dataclass(frozen=True)
+class Pair:
+    rhythm: Path
+    timbre: Path
+    notes: Path | None  # ground-truth notes of the rhythm song (MIDI or note list in Hz), optional
+
+
+def read_pairs(csv_path: str | os.PathLike[str]) -> list[Pair]:
+    """CSV with a header: rhythm,timbre[,notes]; relative paths are relative to the CSV's folder."""
+    p = Path(csv_path)
+    if not p.exists():
+        raise HybridError(f"{p}: file not found")
+    base = p.parent
+    pairs = []
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"rhythm", "timbre"} <= set(reader.fieldnames):
+            raise HybridError(f"{p}: needs a header with the columns rhythm,timbre[,notes]")
+        for row in reader:
+            notes = (row.get("notes") or "").strip()
+            pairs.append(
+                Pair(
+                    base / row["rhythm"].strip(),
+                    base / row["timbre"].strip(),
+                    base / notes if notes else None,
+                )
+            )
+    if not pairs:
+        raise HybridError(f"{p}: no pairs")
+    return pairs
+
+
+class Systems:
+    """Models shared by every pair of a run (loaded once)."""
+
+    def __init__(self, names: list[str], checkpoint: str | None, seed: int) -> None:
+        from hybrid.transcription import Transcriber
+
+        self.transcriber = Transcriber()
+        self.seed = seed
+        self.checkpoint = checkpoint
+        self.renderer = None
+        self.lookup = None
+        if "hybrid" in names:
+            from hybrid.neural.render import Renderer
+
+            self.renderer = Renderer.load(checkpoint, "auto")
+        if "nearest-gm" in names:
+            from hybrid.baselines import GMLookup
+
+            if not Path(FLUIDR3).exists():
+                raise HybridError(f"{FLUIDR3}: missing (sudo apt-get install fluid-soundfont-gm)")
+            self.lookup = GMLookup.build(FLUIDR3)
+
+
+def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: int) -> dict[str, Any]:
+    from hybrid.audio import load_audio, loudness_normalize, resample, save_audio
+    from hybrid.metrics import note_scores, tempo_ratio
+    from hybrid.notes import load_notes
+    from hybrid.timbre import timbre_scores
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
+
+    row: dict[str, Any] = {"pair": index, "rhythm": pair.rhythm.name, "timbre": pair.timbre.name}
+    t0 = time.perf_counter()
+    a22, _ = load_audio(pair.rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
+    b, _ = load_audio(pair.timbre, sample_rate_hz=SR)
+    a = resample(a22, BP_SAMPLE_RATE_HZ, SR)
+    ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=systems.transcriber)
+    truth = load_notes(pair.notes) if pair.notes else None
+    if system == "hybrid":
+        r = systems.renderer
+        out = loudness_normalize(r.render(ta.notes, r.embed(b), seed=systems.seed))  # type: ignore[union-attr]
+    elif system == "copy-a":
+        out = a
+    elif system == "copy-b":
+        reps = int(np.ceil(len(a) / len(b)))
+        out = np.tile(b, reps)[: len(a)]
+    elif system == "nearest-gm":
+        lk = systems.lookup
+        prog = lk.nearest(b)  # type: ignore[union-attr]
+        row["gm_program"] = prog
+        out = loudness_normalize(lk.render(ta.notes, prog))  # type: ignore[union-attr]
+    else:
+        raise HybridError(f"unknown system {system!r} (use {', '.join(SYSTEMS)})")
+    wall = time.perf_counter() - t0
+    save_audio(out_dir / f"pair{index:02d}.wav", out, SR)
+    to = transcribe_audio(out, SR, transcriber=systems.transcriber)
+    reference = truth if truth is not None else ta.notes
+    row["reference"] = "ground truth" if truth is not None else "A's transcription"
+    row["note_f1"] = note_scores(reference, to.notes).onset_f1
+    row["a_transcription_f1"] = note_scores(truth, ta.notes).onset_f1 if truth is not None else None
+    row["tempo_ratio"] = tempo_ratio(ta.tempo_bpm, to.tempo_bpm)
+    ts = timbre_scores(out, a, b)
+    row.update(
+        {
+            "timbre_out_a": ts.output_to_a,
+            "timbre_out_b": ts.output_to_b,
+            "timbre_a_b": ts.a_to_b,
+            "timbre_score": ts.score,
+            "nearer_b": ts.nearer_b,
+        }
+    )
+    row["wall_s"] = wall
+    row["real_time_factor"] = wall / (len(a) / SR)
+    return row
+
+
+def _worker(args: tuple[str, Pair, str | None, int, str, int]) -> dict[str, Any]:
+    system, pair, checkpoint, seed, out_dir, index = args
+    try:
+        return run_pair(system, pair, Systems([system], checkpoint, seed), Path(out_dir), index)
+    except Exception as exc:  # a failing pair is a failure row, not a crash
+        return {
+            "pair": index,
+            "rhythm": pair.rhythm.name,
+            "timbre": pair.timbre.name,
+            "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        }
+
+
+COLUMNS = (
+    ("note_f1", "note F1"),
+    ("a_transcription_f1", "A's transcription F1 (ceiling)"),
+    ("tempo_ratio", "tempo ratio"),
+    ("timbre_out_a", "timbre d(out, A)"),
+    ("timbre_out_b", "timbre d(out, B)"),
+    ("timbre_score", "timbre score (0 A, 1 B)"),
+    ("wall_s", "wall s"),
+    ("real_time_factor", "RTF"),
+)
+
+
+def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if "error" not in r]
+    out: dict[str, Any] = {
+        "pair": "mean",
+        "rhythm": f"{len(ok)} ok",
+        "timbre": f"{len(rows) - len(ok)} failed",
+    }
+    for key, _ in COLUMNS:
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        out[key] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def markdown(system: str, rows: list[dict[str, Any]]) -> str:
+    head = "| pair | rhythm | timbre | " + " | ".join(label for _, label in COLUMNS) + " |"
+    lines = [f"### {system}", "", head, "|" + "---|" * (3 + len(COLUMNS))]
+    for r in [*rows, mean_row(rows)]:
+        if "error" in r:
+            lines.append(
+                f"| {r['pair']} | {r['rhythm']} | {r['timbre']} | failed: {r['error']} |"
+                + " |" * (len(COLUMNS) - 1)
+            )
+            continue
+        cells = ["" if r.get(k) is None else f"{r[k]:.3f}" for k, _ in COLUMNS]
+        lines.append(f"| {r['pair']} | {r['rhythm']} | {r['timbre']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(results_dir: Path) -> str:
+    """Every system evaluated in results_dir, mean rows side by side: the notes-vs-timbre trade-off."""
+    lines = [
+        "| system | note F1 | tempo ratio | timbre score (0 A, 1 B) | output nearer B | RTF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in [*SYSTEMS, *sorted(p.stem for p in results_dir.glob("*.json") if p.stem not in SYSTEMS)]:
+        f = results_dir / f"{name}.json"
+        if not f.exists():
+            continue
+        rows = [r for r in json.loads(f.read_text())["rows"] if "error" not in r]
+        m = mean_row(rows)
+        nearer = sum(bool(r["nearer_b"]) for r in rows)
+        fmt = lambda x: "" if x is None else f"{x:.3f}"  # noqa: E731
+        lines.append(
+            f"| {name} | {fmt(m['note_f1'])} | {fmt(m['tempo_ratio'])} | {fmt(m['timbre_score'])} | {nearer}/{len(rows)} | {fmt(m['real_time_factor'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    pairs_csv: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    systems: list[str],
+    checkpoint: str | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    progress: Any = None,
+) -> Path:
+    """Run each system on every pair; write OUT/NAME.json, OUT/NAME.md and OUT/summary.md."""
+    from hybrid.audio import atomic_path
+
+    for s in systems:
+        if s not in SYSTEMS:
+            raise HybridError(f"unknown system {s!r} (use {', '.join(SYSTEMS)})")
+    pairs = read_pairs(pairs_csv)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for system in systems:
+        audio_dir = out_dir / system
+        audio_dir.mkdir(exist_ok=True)
+        rows: list[dict[str, Any]] = []
+        if workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            jobs = [(system, p, checkpoint, seed, str(audio_dir), i) for i, p in enumerate(pairs)]
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                rows = list(pool.map(_worker, jobs))
+        else:
+            shared = Systems([system], checkpoint, seed)
+            for i, p in enumerate(pairs):
+                try:
+                    rows.append(run_pair(system, p, shared, audio_dir, i))
+                except Exception as exc:
+                    rows.append(
+                        {
+                            "pair": i,
+                            "rhythm": p.rhythm.name,
+                            "timbre": p.timbre.name,
+                            "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                        }
+                    )
+                if callable(progress):
+                    progress(system, i + 1, len(pairs))
+        with atomic_path(out_dir / f"{system}.json") as tmp:
+            tmp.write_text(
+                json.dumps(
+                    {"system": system, "pairs": str(pairs_csv), "rows": rows, "mean": mean_row(rows)},
+                    indent=1,
+                )
+            )
+        with atomic_path(out_dir / f"{system}.md") as tmp:
+            tmp.write_text(markdown(system, rows))
+    with atomic_path(out_dir / "summary.md") as tmp:
+        tmp.write_text(summary(out_dir))
+    return out_dir

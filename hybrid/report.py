@@ -1,0 +1,256 @@
+"""One self-contained HTML report of a transfer: players, piano roll, spectrograms, timbre plot, metrics.
+
+Everything is inline (audio as Ogg Vorbis data URIs, plots as PNG data URIs), so the file opens offline and
+makes no network request.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.notes import NoteSequence
+
+SR = 16000
+
+
+@dataclass
+class ReportData:
+    rhythm: Path
+    timbre: Path
+    output: Path
+    a_audio: npt.NDArray[np.float32]  # 16 kHz mono
+    b_audio: npt.NDArray[np.float32]
+    out_audio: npt.NDArray[np.float32]
+    reference_notes: NoteSequence  # what the output should play (A's notes after stretch/transpose)
+    output_notes: NoteSequence  # the output re-transcribed
+    a_tempo_bpm: float
+    output_tempo_bpm: float
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+def analyse(
+    rhythm: str | os.PathLike[str],
+    timbre: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    reference_notes: NoteSequence | None = None,
+    a_tempo_bpm: float | None = None,
+    settings: dict[str, object] | None = None,
+) -> ReportData:
+    """Load A, B and the output; transcribe what is not given; return everything a report shows."""
+    from hybrid.audio import load_audio, resample
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, Transcriber, transcribe_audio
+
+    tr = Transcriber()
+    a22, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
+    b, _ = load_audio(timbre, sample_rate_hz=SR)
+    o, _ = load_audio(output, sample_rate_hz=SR)
+    if reference_notes is None or a_tempo_bpm is None:
+        ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=tr)
+        reference_notes = reference_notes or ta.notes
+        a_tempo_bpm = a_tempo_bpm or ta.tempo_bpm
+    to = transcribe_audio(o, SR, transcriber=tr)
+    return ReportData(
+        Path(rhythm),
+        Path(timbre),
+        Path(output),
+        resample(a22, BP_SAMPLE_RATE_HZ, SR),
+        b,
+        o,
+        reference_notes,
+        to.notes,
+        float(a_tempo_bpm),
+        to.tempo_bpm,
+        dict(settings or {}),
+    )
+
+
+def _png(fig: object) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")  # type: ignore[attr-defined]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # type: ignore[arg-type]
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _audio_uri(y: npt.NDArray[np.float32]) -> str:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1, 1), SR, format="OGG", subtype="VORBIS")
+    return "data:audio/ogg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def piano_roll(d: ReportData) -> str:
+    """Reference notes (outlined) against the output's notes: matched green, missed red, extra orange."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hybrid.metrics import note_matching
+
+    pairs = note_matching(d.reference_notes, d.output_notes)
+    ref_hit = {i for i, _ in pairs}
+    est_hit = {j for _, j in pairs}
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    for i, n in enumerate(d.reference_notes.notes):
+        color = "#2e7d32" if i in ref_hit else "#c62828"
+        ax.add_patch(
+            plt.Rectangle((n.onset_s, n.pitch_midi - 0.4), n.duration_s, 0.8, fill=False, ec=color, lw=1.4)
+        )
+    for j, n in enumerate(d.output_notes.notes):
+        color = "#66bb6a" if j in est_hit else "#ef6c00"
+        ax.add_patch(
+            plt.Rectangle((n.onset_s, n.pitch_midi - 0.3), n.duration_s, 0.6, color=color, alpha=0.6)
+        )
+    notes = d.reference_notes.notes + d.output_notes.notes
+    end = max((n.offset_s for n in notes), default=1.0)
+    pitches = [n.pitch_midi for n in notes] or [60]
+    ax.set_xlim(0, end + 0.2)
+    ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    beat = 60.0 / d.reference_notes.tempo_bpm
+    top = ax.secondary_xaxis("top", functions=(lambda t: t / beat, lambda b: b * beat))
+    top.set_xlabel(f"beats at {d.reference_notes.tempo_bpm:.1f} BPM")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[
+            Patch(fc="none", ec="#2e7d32", label="A's note, matched"),
+            Patch(fc="none", ec="#c62828", label="A's note, missed"),
+            Patch(color="#66bb6a", label="output note, matched"),
+            Patch(color="#ef6c00", label="output note, extra"),
+        ],
+        loc="upper right",
+        fontsize=8,
+        ncol=4,
+    )
+    ax.set_title(
+        f"notes: {len(pairs)} matched, {len(d.reference_notes) - len(pairs)} missed, {len(d.output_notes) - len(pairs)} extra"
+    )
+    return _png(fig)
+
+
+def spectrograms(d: ReportData) -> str:
+    import librosa
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=False, gridspec_kw={"hspace": 0.5})
+    for ax, (name, y) in zip(
+        axes, (("A (rhythm)", d.a_audio), ("B (timbre)", d.b_audio), ("output", d.out_audio)), strict=True
+    ):
+        m = librosa.feature.melspectrogram(y=y[: 60 * SR], sr=SR, n_fft=1024, hop_length=256, n_mels=96)
+        db = librosa.power_to_db(m, ref=1.0, top_db=None)
+        im = ax.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            vmin=-80,
+            vmax=0,
+            cmap="magma",
+            extent=(0, db.shape[1] * 256 / SR, 0, 96),
+        )
+        ax.set_ylabel("mel band")
+        ax.set_title(name, fontsize=10, loc="left")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(im, ax=axes, label="dB (same scale for all three)")
+    return _png(fig)
+
+
+def timbre_plot(scores: object) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = scores
+    fig, ax = plt.subplots(figsize=(7, 1.6))
+    ax.plot([0, 1], [0, 0], color="#888", lw=2)
+    ax.scatter([0, 1], [0, 0], s=120, color=["#1565c0", "#ad1457"], zorder=3)
+    ax.scatter([s.score], [0], s=160, marker="D", color="#2e7d32", zorder=4)  # type: ignore[attr-defined]
+    ax.annotate("A", (0, 0), (0, 12), textcoords="offset points", ha="center")
+    ax.annotate("B", (1, 0), (0, 12), textcoords="offset points", ha="center")
+    ax.annotate(f"output ({s.score:.2f})", (s.score, 0), (0, -18), textcoords="offset points", ha="center")  # type: ignore[attr-defined]
+    ax.set_xlim(-0.1, 1.1)
+    ax.axis("off")
+    ax.set_title("timbre: where the output sits between A and B (MFCC statistics)", fontsize=10)
+    return _png(fig)
+
+
+def metrics_of(d: ReportData) -> dict[str, object]:
+    from hybrid.metrics import note_scores, tempo_ratio
+    from hybrid.timbre import timbre_scores
+
+    ns = note_scores(d.reference_notes, d.output_notes)
+    ts = timbre_scores(d.out_audio, d.a_audio, d.b_audio)
+    return {"notes": ns, "timbre": ts, "tempo_ratio": tempo_ratio(d.a_tempo_bpm, d.output_tempo_bpm)}
+
+
+def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
+    """Render the report to one HTML file (atomically)."""
+    from hybrid import __version__
+    from hybrid.audio import atomic_path
+
+    m = metrics_of(d)
+    ns, ts = m["notes"], m["timbre"]
+    rows = [
+        (
+            "onset-only precision / recall / F1",
+            f"{ns.onset_precision:.3f} / {ns.onset_recall:.3f} / {ns.onset_f1:.3f}",
+        ),  # type: ignore[attr-defined]
+        ("with offsets precision / recall / F1", f"{ns.precision:.3f} / {ns.recall:.3f} / {ns.f1:.3f}"),  # type: ignore[attr-defined]
+        ("notes: A (after transforms) / output", f"{ns.n_reference} / {ns.n_estimate}"),  # type: ignore[attr-defined]
+        ("tempo: A / output (BPM)", f"{d.a_tempo_bpm:.1f} / {d.output_tempo_bpm:.1f}"),
+        ("tempo ratio (output / A)", f"{m['tempo_ratio']:.3f}"),
+        (
+            "timbre distance output-A / output-B / A-B",
+            f"{ts.output_to_a:.1f} / {ts.output_to_b:.1f} / {ts.a_to_b:.1f}",
+        ),  # type: ignore[attr-defined]
+        ("timbre score (0 = A, 1 = B)", f"{ts.score:.3f}"),  # type: ignore[attr-defined]
+    ]
+    settings = {**d.settings, "hybrid": __version__, "python": platform.python_version()}
+    esc = html.escape
+    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    sets = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in settings.items())
+    players = "".join(
+        f'<figure><figcaption>{esc(label)}: {esc(p.name)}</figcaption><audio controls preload="metadata" src="{_audio_uri(y)}"></audio></figure>'
+        for label, p, y in (
+            ("A, rhythm", d.rhythm, d.a_audio),
+            ("B, timbre", d.timbre, d.b_audio),
+            ("output", d.output, d.out_audio),
+        )
+    )
+    doc = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'">
+<title>hybrid transfer: {esc(d.output.name)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
+figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></head>
+<body><h1>hybrid transfer</h1>
+<p>{esc(d.rhythm.name)}'s notes and rhythm with {esc(d.timbre.name)}'s timbre &rarr; {esc(d.output.name)}</p>
+<h2>Listen</h2>{players}
+<h2>Metrics</h2><table id="metrics">{table}</table>
+<h2>Notes</h2><img id="pianoroll" alt="piano roll" src="{piano_roll(d)}">
+<h2>Timbre</h2><img id="timbre" alt="timbre position" src="{timbre_plot(ts)}">
+<h2>Spectrograms</h2><img id="spectrograms" alt="spectrograms" src="{spectrograms(d)}">
+<h2>Settings</h2><table id="settings">{sets}</table>
+</body></html>"""
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        tmp.write_text(doc)
+    return out
