@@ -137,7 +137,7 @@ def main() -> None:
 
     # ---- speed: a 30 s four-voice piece, and `hybrid transfer` on 30 s of audio
     piece = []
-    for v, (lo, dur) in enumerate([(72, 0.25), (64, 0.5), (55, 1.0), (40, 2.0)]):
+    for _v, (lo, dur) in enumerate([(72, 0.25), (64, 0.5), (55, 1.0), (40, 2.0)]):
         t = 0.0
         while t < 30.0:
             piece.append(Note(t, min(30.0, t + dur * 0.9), float(lo + (int(t / dur) * 5) % 12), 90))
