@@ -13,11 +13,14 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.metrics import NoteScores
 from hybrid.notes import NoteSequence
+from hybrid.timbre import TimbreScores
 
 SR = 16000
 
@@ -73,12 +76,12 @@ def analyse(
     )
 
 
-def _png(fig: object) -> str:
+def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")  # type: ignore[attr-defined]
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
-    plt.close(fig)  # type: ignore[arg-type]
+    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -121,7 +124,9 @@ def piano_roll(d: ReportData) -> str:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("MIDI pitch")
     beat = 60.0 / d.reference_notes.tempo_bpm
-    top = ax.secondary_xaxis("top", functions=(lambda t: t / beat, lambda b: b * beat))
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda t: np.asarray(t) / beat, lambda b: np.asarray(b) * beat)
+    )
     top.set_xlabel(f"beats at {d.reference_notes.tempo_bpm:.1f} BPM")
     from matplotlib.patches import Patch
 
@@ -171,7 +176,7 @@ def spectrograms(d: ReportData) -> str:
     return _png(fig)
 
 
-def timbre_plot(scores: object) -> str:
+def timbre_plot(scores: TimbreScores) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,23 +186,24 @@ def timbre_plot(scores: object) -> str:
     fig, ax = plt.subplots(figsize=(7, 1.6))
     ax.plot([0, 1], [0, 0], color="#888", lw=2)
     ax.scatter([0, 1], [0, 0], s=120, color=["#1565c0", "#ad1457"], zorder=3)
-    ax.scatter([s.score], [0], s=160, marker="D", color="#2e7d32", zorder=4)  # type: ignore[attr-defined]
+    ax.scatter([s.score], [0], s=160, marker="D", color="#2e7d32", zorder=4)
     ax.annotate("A", (0, 0), (0, 12), textcoords="offset points", ha="center")
     ax.annotate("B", (1, 0), (0, 12), textcoords="offset points", ha="center")
-    ax.annotate(f"output ({s.score:.2f})", (s.score, 0), (0, -18), textcoords="offset points", ha="center")  # type: ignore[attr-defined]
+    ax.annotate(f"output ({s.score:.2f})", (s.score, 0), (0, -18), textcoords="offset points", ha="center")
     ax.set_xlim(-0.1, 1.1)
     ax.axis("off")
     ax.set_title("timbre: where the output sits between A and B (MFCC statistics)", fontsize=10)
     return _png(fig)
 
 
-def metrics_of(d: ReportData) -> dict[str, object]:
+def metrics_of(d: ReportData) -> tuple[NoteScores, TimbreScores, float]:
+    """(note scores, timbre scores, tempo ratio output/A) of a report's data."""
     from hybrid.metrics import note_scores, tempo_ratio
     from hybrid.timbre import timbre_scores
 
     ns = note_scores(d.reference_notes, d.output_notes)
     ts = timbre_scores(d.out_audio, d.a_audio, d.b_audio)
-    return {"notes": ns, "timbre": ts, "tempo_ratio": tempo_ratio(d.a_tempo_bpm, d.output_tempo_bpm)}
+    return ns, ts, tempo_ratio(d.a_tempo_bpm, d.output_tempo_bpm)
 
 
 def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
@@ -205,22 +211,21 @@ def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
     from hybrid import __version__
     from hybrid.audio import atomic_path
 
-    m = metrics_of(d)
-    ns, ts = m["notes"], m["timbre"]
+    ns, ts, ratio = metrics_of(d)
     rows = [
         (
             "onset-only precision / recall / F1",
             f"{ns.onset_precision:.3f} / {ns.onset_recall:.3f} / {ns.onset_f1:.3f}",
-        ),  # type: ignore[attr-defined]
-        ("with offsets precision / recall / F1", f"{ns.precision:.3f} / {ns.recall:.3f} / {ns.f1:.3f}"),  # type: ignore[attr-defined]
-        ("notes: A (after transforms) / output", f"{ns.n_reference} / {ns.n_estimate}"),  # type: ignore[attr-defined]
+        ),
+        ("with offsets precision / recall / F1", f"{ns.precision:.3f} / {ns.recall:.3f} / {ns.f1:.3f}"),
+        ("notes: A (after transforms) / output", f"{ns.n_reference} / {ns.n_estimate}"),
         ("tempo: A / output (BPM)", f"{d.a_tempo_bpm:.1f} / {d.output_tempo_bpm:.1f}"),
-        ("tempo ratio (output / A)", f"{m['tempo_ratio']:.3f}"),
+        ("tempo ratio (output / A)", f"{ratio:.3f}"),
         (
             "timbre distance output-A / output-B / A-B",
             f"{ts.output_to_a:.1f} / {ts.output_to_b:.1f} / {ts.a_to_b:.1f}",
-        ),  # type: ignore[attr-defined]
-        ("timbre score (0 = A, 1 = B)", f"{ts.score:.3f}"),  # type: ignore[attr-defined]
+        ),
+        ("timbre score (0 = A, 1 = B)", f"{ts.score:.3f}"),
     ]
     settings = {**d.settings, "hybrid": __version__, "python": platform.python_version()}
     esc = html.escape

@@ -388,7 +388,7 @@ def train(
 
     # ---- stage 1: the timbre encoder, an instrument classifier (cosine softmax with margin)
     if stage == "encoder":
-        enc_model = encoder
+        enc_model: Any = encoder
         if dist.world > 1:
             enc_model = torch.nn.parallel.DistributedDataParallel(encoder)
         opt = torch.optim.AdamW([*encoder.parameters(), class_weight], lr=cfg.encoder_lr, weight_decay=1e-4)
@@ -410,9 +410,9 @@ def train(
             loss = am_softmax_loss(emb, class_weight, torch.tensor(labels, device=dist.device))
             opt.zero_grad()
             loss.backward()
-            if dist.world > 1:
+            if dist.world > 1 and class_weight.grad is not None:
                 torch.distributed.all_reduce(class_weight.grad)
-                class_weight.grad /= dist.world
+                class_weight.grad.div_(dist.world)
             opt.step()
             step += 1
             if step % 50 == 0 and dist.main:
@@ -459,7 +459,7 @@ def train(
             load_training_state(out_dir, {"encoder": encoder, "decoder": decoder}, opt)
             step = doc["step"]
             history = doc.get("history", history)
-    dec_model = decoder
+    dec_model: Any = decoder
     if dist.world > 1:
         # The last layer's residual output feeds nothing (only its skip does): tell DDP.
         dec_model = torch.nn.parallel.DistributedDataParallel(decoder, find_unused_parameters=True)

@@ -250,7 +250,9 @@ def test_phrases_have_their_notes_where_the_list_says(tiny_set):
     root, _ = tiny_set
     rng = np.random.default_rng(0)
     mel = random_phrase(rng, "melody", 4.0)
-    assert len(mel) >= 4 and all(b.onset_s >= a.offset_s - 1e-9 for a, b in zip(mel.notes, mel.notes[1:], strict=False))
+    assert len(mel) >= 4 and all(
+        b.onset_s >= a.offset_s - 1e-9 for a, b in zip(mel.notes, mel.notes[1:], strict=False)
+    )
     chords = random_phrase(rng, "chords", 4.0)
     onsets = [n.onset_s for n in chords.notes]
     assert len(chords) > len(set(np.round(onsets, 1)))  # several notes per chord

@@ -51,15 +51,30 @@ def test_shipped_model_is_small_and_documented():
     assert (d / "README.md").exists()
 
 
-FIXED_PHRASES = [random_phrase(np.random.default_rng(s), "melody", 4.0, (50, 74), min_ioi_s=0.25) for s in (1, 2)]
-FIXED_CHORDS = [random_phrase(np.random.default_rng(s), "chords", 4.0, (50, 74), max_voices=3, min_ioi_s=0.25) for s in (3,)]
+FIXED_PHRASES = [
+    random_phrase(np.random.default_rng(s), "melody", 4.0, (50, 74), min_ioi_s=0.25) for s in (1, 2)
+]
+FIXED_CHORDS = [
+    random_phrase(np.random.default_rng(s), "chords", 4.0, (50, 74), max_voices=3, min_ioi_s=0.25)
+    for s in (3,)
+]
 
 
 @pytest.mark.parametrize("family", ["guitar", "string", "reed"])
 def test_notes_survive_rendering(renderer, transcriber, family):
     emb = nsynth_embedding(renderer, family)
-    mono = [note_scores(p, transcribe_audio(renderer.render(p, emb), SR, transcriber=transcriber, with_tempo=False).notes).onset_f1 for p in FIXED_PHRASES]
-    poly = [note_scores(p, transcribe_audio(renderer.render(p, emb), SR, transcriber=transcriber, with_tempo=False).notes).onset_f1 for p in FIXED_CHORDS]
+    mono = [
+        note_scores(
+            p, transcribe_audio(renderer.render(p, emb), SR, transcriber=transcriber, with_tempo=False).notes
+        ).onset_f1
+        for p in FIXED_PHRASES
+    ]
+    poly = [
+        note_scores(
+            p, transcribe_audio(renderer.render(p, emb), SR, transcriber=transcriber, with_tempo=False).notes
+        ).onset_f1
+        for p in FIXED_CHORDS
+    ]
     assert np.mean(mono) >= MONO_FLOOR[family], mono
     assert np.mean(poly) >= POLY_FLOOR[family], poly
 
@@ -105,7 +120,19 @@ def run(*args):
 
 def test_transfer_end_to_end(tmp_path):
     out, mid = tmp_path / "out.wav", tmp_path / "notes.mid"
-    r = run("transfer", "--rhythm", EXAMPLES / "trumpet.ogg", "--timbre", EXAMPLES / "guitar.wav", "-o", out, "--midi-out", mid, "--seed", "3")
+    r = run(
+        "transfer",
+        "--rhythm",
+        EXAMPLES / "trumpet.ogg",
+        "--timbre",
+        EXAMPLES / "guitar.wav",
+        "-o",
+        out,
+        "--midi-out",
+        mid,
+        "--seed",
+        "3",
+    )
     assert r.exit_code == 0, r.output
     line = r.output.strip().splitlines()[-1]
     assert line.startswith(f"{out}:") and "note F1 vs A" in line
@@ -122,17 +149,56 @@ def test_transfer_end_to_end(tmp_path):
     assert seq.tempo_bpm == pytest.approx(a.tempo_bpm, rel=1e-4) and len(seq) == len(a.notes)
     # Same seed, same bytes; another seed, other noise.
     again = tmp_path / "again.wav"
-    assert run("transfer", "--rhythm", EXAMPLES / "trumpet.ogg", "--timbre", EXAMPLES / "guitar.wav", "-o", again, "--seed", "3").exit_code == 0
+    assert (
+        run(
+            "transfer",
+            "--rhythm",
+            EXAMPLES / "trumpet.ogg",
+            "--timbre",
+            EXAMPLES / "guitar.wav",
+            "-o",
+            again,
+            "--seed",
+            "3",
+        ).exit_code
+        == 0
+    )
     assert again.read_bytes() == out.read_bytes()
     other = tmp_path / "other.wav"
-    assert run("transfer", "--rhythm", EXAMPLES / "trumpet.ogg", "--timbre", EXAMPLES / "guitar.wav", "-o", other, "--seed", "4").exit_code == 0
+    assert (
+        run(
+            "transfer",
+            "--rhythm",
+            EXAMPLES / "trumpet.ogg",
+            "--timbre",
+            EXAMPLES / "guitar.wav",
+            "-o",
+            other,
+            "--seed",
+            "4",
+        ).exit_code
+        == 0
+    )
     assert other.read_bytes() != out.read_bytes()
 
 
 def test_transfer_stretch_and_transpose(tmp_path):
     out = tmp_path / "o.wav"
-    r = run("transfer", "--rhythm", EXAMPLES / "guitar.wav", "--timbre", EXAMPLES / "trumpet.ogg", "-o", out,
-            "--rate", "0.5", "--transpose", "12", "--midi-out", tmp_path / "n.mid")
+    r = run(
+        "transfer",
+        "--rhythm",
+        EXAMPLES / "guitar.wav",
+        "--timbre",
+        EXAMPLES / "trumpet.ogg",
+        "-o",
+        out,
+        "--rate",
+        "0.5",
+        "--transpose",
+        "12",
+        "--midi-out",
+        tmp_path / "n.mid",
+    )
     assert r.exit_code == 0, r.output
     from hybrid.transcription import transcribe
 
@@ -152,7 +218,16 @@ def test_transfer_stretch_and_transpose(tmp_path):
     ],
 )
 def test_transfer_bad_options(tmp_path, args, message):
-    r = run("transfer", "--rhythm", EXAMPLES / "trumpet.ogg", "--timbre", EXAMPLES / "guitar.wav", "-o", tmp_path / "o.wav", *args)
+    r = run(
+        "transfer",
+        "--rhythm",
+        EXAMPLES / "trumpet.ogg",
+        "--timbre",
+        EXAMPLES / "guitar.wav",
+        "-o",
+        tmp_path / "o.wav",
+        *args,
+    )
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "o.wav").exists()
 
@@ -170,8 +245,15 @@ def test_render_midi_and_python_api(tmp_path):
     out = tmp_path / "r.wav"
     r = run("render", EXAMPLES / "guitar_notes.mid", "--timbre", EXAMPLES / "trumpet.ogg", "-o", out)
     assert r.exit_code == 0, r.output
-    assert sf.info(out).duration == pytest.approx(read_midi(EXAMPLES / "guitar_notes.mid").end_s + 1.0, abs=0.05)
-    res = hybrid.transfer(EXAMPLES / "guitar.wav", EXAMPLES / "trumpet.ogg", tmp_path / "api.wav", hybrid.TransferOptions(seed=1))
+    assert sf.info(out).duration == pytest.approx(
+        read_midi(EXAMPLES / "guitar_notes.mid").end_s + 1.0, abs=0.05
+    )
+    res = hybrid.transfer(
+        EXAMPLES / "guitar.wav",
+        EXAMPLES / "trumpet.ogg",
+        tmp_path / "api.wav",
+        hybrid.TransferOptions(seed=1),
+    )
     assert res.output.exists() and 0.0 <= res.onset_f1 <= 1.0 and res.rate == 1.0
 
 

@@ -50,6 +50,8 @@ class LogMel(nn.Module):
         fb = librosa.filters.mel(
             sr=SAMPLE_RATE_HZ, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=30.0, fmax=8000.0
         )
+        self.fb: torch.Tensor
+        self.window: torch.Tensor
         self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         self.n_fft, self.hop = cfg.n_fft, cfg.hop
@@ -139,7 +141,7 @@ class WaveNetDecoder(nn.Module):
         """cond (B, N_COND, frames), emb (B, embedding_dim) -> synth controls at frame rate."""
         g, b = self.inp_film(emb)[:, :, None].chunk(2, dim=1)
         x = self.inp(cond) * (1 + g) + b
-        skips = 0
+        skips = torch.zeros((), device=cond.device)
         for layer in self.layers:
             x, s = layer(x, emb)
             skips = skips + s
