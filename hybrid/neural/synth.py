@@ -21,6 +21,18 @@ def upsample(x: torch.Tensor, n_samples: int) -> torch.Tensor:
     return F.interpolate(x, size=n_samples, mode="linear", align_corners=False)
 
 
+def _frames_to_samples(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Samples start..stop of the linear upsampling of frame-rate x (B, C, frames), hop FRAME_HOP: the same
+    values as F.interpolate(x, frames * FRAME_HOP, mode="linear", align_corners=False), one chunk at a time
+    (only the frames around the chunk, plus one on each side, are interpolated)."""
+    lo, hi = max(0, start // FRAME_HOP - 1), min(x.shape[-1], -(-stop // FRAME_HOP) + 1)
+    seg = F.interpolate(x[..., lo:hi], size=(hi - lo) * FRAME_HOP, mode="linear", align_corners=False)
+    return seg[..., start - lo * FRAME_HOP : stop - lo * FRAME_HOP]
+
+
+INAUDIBLE = 1e-5  # -100 dBFS: harmonics whose amplitude never exceeds this in a chunk are not rendered
+
+
 def harmonic_synth(
     f0_hz: torch.Tensor, amplitudes: torch.Tensor, n_samples: int, initial_phase: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -34,18 +46,21 @@ def harmonic_synth(
     if initial_phase is not None:
         phase = phase + initial_phase[:, None]
     phase = torch.remainder(phase, 2 * math.pi)
-    amps = upsample(amplitudes, n_samples)
+    rendering = not torch.is_grad_enabled()
     out = torch.zeros(f0.shape, device=f0.device, dtype=f0.dtype)
     for s in range(0, n_samples, CHUNK_SAMPLES):
         e = min(n_samples, s + CHUNK_SAMPLES)
-        a = amps[:, :, s:e]
-        if not torch.is_grad_enabled():  # rendering: skip silent chunks and harmonics that are all zero
-            used = torch.nonzero(a.abs().amax(dim=(0, 2)) > 0)
+        lo, hi = max(0, s // FRAME_HOP - 1), min(amplitudes.shape[-1], e // FRAME_HOP + 2)
+        block = amplitudes[:, :, lo:hi]
+        if rendering:  # skip silent chunks and the harmonics that stay inaudible in this one
+            used = torch.nonzero(block.amax(dim=(0, 2)) > INAUDIBLE)
             if used.numel() == 0:
                 continue
             top = int(used.max()) + 1
-            a = a[:, :top]
-        ph = phase[:, None, s:e] * k[None, : a.shape[1], None]
+        else:
+            top = n_harm
+        a = _frames_to_samples(amplitudes[:, :top], s, e)
+        ph = phase[:, None, s:e] * k[None, :top, None]
         out[:, s:e] = (torch.sin(ph) * a).sum(dim=1)
     return out
 
