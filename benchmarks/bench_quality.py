@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--heldout", default=str(ROOT / "data" / "musescore-heldout"))
     ap.add_argument("--instruments", type=int, default=28)
     ap.add_argument("--phrases", type=int, default=12)
+    ap.add_argument("--json-out", default=None, help="also write the results here")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     renderer = Renderer.load(args.checkpoint, "cpu")
@@ -188,6 +189,8 @@ def main() -> None:
 
     print(json.dumps(results, indent=1))
     print()
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1))
     ti = results["timbre_identification"]
     ns = results["notes_survive_onset_f1"]
     print("| measure | hybrid | alternative | bar |")

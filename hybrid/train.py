@@ -463,6 +463,9 @@ def train(
     if dist.world > 1:
         # The last layer's residual output feeds nothing (only its skip does): tell DDP.
         dec_model = torch.nn.parallel.DistributedDataParallel(decoder, find_unused_parameters=True)
+    if step > 0:  # a resumed run draws new data rather than replaying the sequence it started with
+        rng = np.random.default_rng([cfg.seed, dist.rank, step])
+        train_data.rng = rng
     table = instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
     valid_items = None
     if valid_data is not None:
