@@ -211,7 +211,9 @@ def main() -> None:
     )
     rs = results["render_30s_4voices"]
     print(
-        f"| render 30 s, 4 voices, {rs['notes']} notes, CPU | {rs['seconds']:.2f} s ({rs['x_real_time']:.0f}x real time) | | 20x |"
+        f"| render 30 s, 4 voices, {rs['notes']} notes, 2 CPU threads | {rs['seconds']:.2f} s ({rs['x_real_time']:.0f}x real time)"
+        f" | each note rendered alone: {results['render_30s_per_note']['seconds']:.2f} s; FluidSynth:"
+        f" {results['render_30s_fluidsynth_s']:.2f} s | 20x |"
     )
     print(
         f"| `hybrid transfer` on 30 s of audio, wall time incl. model loading | {results['transfer_30s_wall_s']:.1f} s | | 15 s |"

@@ -1,7 +1,7 @@
 """The shipped model and `hybrid transfer`: quality floors on a small fixed set, and the command end to end.
 
-The floors are the values measured with checkpoints/default when it was trained (see its README), rounded
-down; timbre sources are the real NSynth notes in tests/data (recorded instruments, never in training).
+The floors are the values measured with checkpoints/default when it was trained (see its README), less a
+small margin; timbre sources are the real NSynth notes in tests/data (recorded instruments, never in training).
 """
 
 from __future__ import annotations
@@ -104,14 +104,19 @@ def test_embedding_hears_the_instrument_not_the_notes(renderer):
     assert min(same) > cross
 
 
-def test_output_sits_nearer_its_own_timbre(renderer):
-    phrase = FIXED_PHRASES[0]
-    outs = {f: renderer.render(phrase, nsynth_embedding(renderer, f)) for f in ("bass", "flute")}
-    src = {f: mfcc_stats(sf.read(NSYNTH[f], dtype="float32")[0]) for f in outs}
-    for f, y in outs.items():
-        other = "flute" if f == "bass" else "bass"
-        d = mfcc_stats(y)
-        assert np.linalg.norm(d - src[f]) < np.linalg.norm(d - src[other]), f
+def test_output_timbre_follows_the_embedding(renderer):
+    # The same phrase rendered with each of the 9 real NSynth instruments' embeddings; each output is compared
+    # (MFCC statistics) with the 9 source notes. Measured: the output's own instrument is the nearest for
+    # 3 of 9 and among the 3 nearest for 6 of 9 (chance: 1 and 3 of 9). The floor is 5 of 9 in the top 3.
+    fams = sorted(NSYNTH)
+    srcs = {f: sf.read(NSYNTH[f], dtype="float32")[0] for f in fams}
+    src = {f: mfcc_stats(y) for f, y in srcs.items()}
+    outs = {f: mfcc_stats(renderer.render(FIXED_PHRASES[0], renderer.embed(srcs[f]))) for f in fams}
+    ranks = []
+    for f in fams:
+        d = {g: np.linalg.norm(outs[f] - src[g]) for g in fams}
+        ranks.append(sum(d[g] < d[f] for g in fams))
+    assert sum(r < 3 for r in ranks) >= 5, ranks
 
 
 def run(*args):
@@ -257,7 +262,9 @@ def test_render_midi_and_python_api(tmp_path):
     assert res.output.exists() and 0.0 <= res.onset_f1 <= 1.0 and res.rate == 1.0
 
 
-# Measured with the shipped checkpoint (see checkpoints/default/README.md), rounded down.
-MONO_FLOOR = {"guitar": 0.0, "string": 0.0, "reed": 0.0}
-POLY_FLOOR = {"guitar": 0.0, "string": 0.0, "reed": 0.0}
-TRANSFER_F1_FLOOR = 0.0
+# Measured with the shipped checkpoint (9,000 decoder steps) on 2026-11-26, then lowered by about 0.05 so
+# that float differences between CPUs do not fail the suite. Measured: mono guitar 0.95, string 1.00,
+# reed 1.00; poly (one 3-voice chord phrase) guitar 0.552, string 0.897, reed 0.828; transfer 0.880.
+MONO_FLOOR = {"guitar": 0.90, "string": 0.95, "reed": 0.95}
+POLY_FLOOR = {"guitar": 0.50, "string": 0.85, "reed": 0.78}
+TRANSFER_F1_FLOOR = 0.83
