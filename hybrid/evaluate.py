@@ -207,6 +207,37 @@ def summary(results_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tradeoff_plot(results_dir: Path) -> Path | None:
+    """note F1 (keeping A's notes) against timbre score (reaching B's timbre), one point per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for f in sorted(results_dir.glob("*.json")):
+        rows = [r for r in json.loads(f.read_text())["rows"] if "error" not in r]
+        if rows:
+            m = mean_row(rows)
+            points.append((f.stem, m["timbre_score"], m["note_f1"]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, x, y in points:
+        ax.scatter([x], [y], s=60)
+        ax.annotate(name, (x, y), (6, 4), textcoords="offset points")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("timbre score (0 = sounds like A, 1 = like B)")
+    ax.set_ylabel("note F1 against A's notes")
+    ax.set_title("keeping A's notes vs reaching B's timbre", fontsize=10)
+    ax.grid(alpha=0.3)
+    out = results_dir / "tradeoff.png"
+    fig.savefig(out, dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def evaluate(
     pairs_csv: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -216,7 +247,7 @@ def evaluate(
     workers: int = 1,
     progress: Any = None,
 ) -> Path:
-    """Run each system on every pair; write OUT/NAME.json, OUT/NAME.md and OUT/summary.md."""
+    """Run each system on every pair; write OUT/NAME.json, OUT/NAME.md, OUT/summary.md and OUT/tradeoff.png."""
     from hybrid.audio import atomic_path
 
     for s in systems:
@@ -263,4 +294,5 @@ def evaluate(
             tmp.write_text(markdown(system, rows))
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary(out_dir))
+    tradeoff_plot(out_dir)
     return out_dir

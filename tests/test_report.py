@@ -158,4 +158,5 @@ def test_evaluate_with_baselines_and_a_failing_pair(tiny_checkpoint, tmp_path):
     summary = (out / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in ("hybrid", "copy-a", "copy-b"))
     assert "failed: " in (out / "hybrid.md").read_text()
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.isfinite(rows["hybrid"][0]["real_time_factor"])
