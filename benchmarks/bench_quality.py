@@ -1,6 +1,7 @@
 """Quality and speed of the renderer against issue #4's bars, with the alternatives beside it.
 
 Needs the held-out set built from MuseScore General (instruments never seen in training):
+    sudo apt-get install musescore-general-soundfont
     hybrid dataset build --soundfont /usr/share/sounds/sf3/MuseScore_General_Full.sf3 \
         --out data/musescore-heldout --programs 0-111 --pitches 36-84 --velocities 100 \
         --valid-fraction 0 --test-fraction 1 --workers 2
