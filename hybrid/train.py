@@ -23,7 +23,7 @@ import numpy.typing as npt
 from hybrid.data.nsynth import SAMPLE_RATE_HZ, Example, NSynthReader
 from hybrid.data.phrases import assemble_phrase, random_phrase
 from hybrid.errors import HybridError
-from hybrid.neural.conditioning import FRAME_HOP, FRAME_RATE_HZ, N_COND, voice_conditioning
+from hybrid.neural.conditioning import FRAME_HOP, FRAME_RATE_HZ, voice_conditioning
 from hybrid.notes import Note, NoteSequence
 
 STATE_JSON = "training_state.json"
@@ -599,6 +599,3 @@ def load_train_config(path: str | os.PathLike[str] | None, overrides: dict[str, 
         return TrainConfig(**d)
     except TypeError as exc:
         raise HybridError(f"training config: {exc}") from None
-
-
-assert N_COND == 10

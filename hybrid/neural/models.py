@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hybrid.neural.conditioning import FRAME_HOP, N_COND, SAMPLE_RATE_HZ
+from hybrid.neural.conditioning import COND_CHANNELS, FRAME_HOP, N_COND, SAMPLE_RATE_HZ
 from hybrid.neural.synth import harmonic_synth, noise_synth
 
 
@@ -146,7 +146,8 @@ class WaveNetDecoder(nn.Module):
             x, s = layer(x, emb)
             skips = skips + s
         h = self.out2(F.relu(self.out1(F.relu(skips))))
-        active = cond[:, 9:10]  # silence outside notes and their release tails
+        a = COND_CHANNELS.index("active")
+        active = cond[:, a : a + 1]  # silence outside notes and their release tails
         amp = exp_sigmoid(h[:, :1] - 3.0) * active
         dist = torch.softmax(h[:, 1 : 1 + self.cfg.n_harmonics], dim=1)
         noise = exp_sigmoid(h[:, 1 + self.cfg.n_harmonics :] - 5.0) * active
