@@ -123,9 +123,9 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_transfer_end_to_end(tmp_path):
-    out, mid = tmp_path / "out.wav", tmp_path / "notes.mid"
-    r = run(
+def trumpet_as_guitar(out, *extra):
+    """`hybrid transfer` of the example trumpet phrase with the example guitar's timbre."""
+    return run(
         "transfer",
         "--rhythm",
         EXAMPLES / "trumpet.ogg",
@@ -133,11 +133,13 @@ def test_transfer_end_to_end(tmp_path):
         EXAMPLES / "guitar.wav",
         "-o",
         out,
-        "--midi-out",
-        mid,
-        "--seed",
-        "3",
+        *extra,
     )
+
+
+def test_transfer_end_to_end(tmp_path):
+    out, mid = tmp_path / "out.wav", tmp_path / "notes.mid"
+    r = trumpet_as_guitar(out, "--midi-out", mid, "--seed", "3")
     assert r.exit_code == 0, r.output
     line = r.output.strip().splitlines()[-1]
     assert line.startswith(f"{out}:") and "note F1 vs A" in line
@@ -154,17 +156,7 @@ def test_transfer_end_to_end(tmp_path):
     assert seq.tempo_bpm == pytest.approx(a.tempo_bpm, rel=1e-4) and len(seq) == len(a.notes)
     # Same seed, same bytes; another seed, other noise.
     for name, seed in (("again.wav", "3"), ("other.wav", "4")):
-        r = run(
-            "transfer",
-            "--rhythm",
-            EXAMPLES / "trumpet.ogg",
-            "--timbre",
-            EXAMPLES / "guitar.wav",
-            "-o",
-            tmp_path / name,
-            "--seed",
-            seed,
-        )
+        r = trumpet_as_guitar(tmp_path / name, "--seed", seed)
         assert r.exit_code == 0, r.output
     assert (tmp_path / "again.wav").read_bytes() == out.read_bytes()
     other = tmp_path / "other.wav"
@@ -207,16 +199,7 @@ def test_transfer_stretch_and_transpose(tmp_path):
     ],
 )
 def test_transfer_bad_options(tmp_path, args, message):
-    r = run(
-        "transfer",
-        "--rhythm",
-        EXAMPLES / "trumpet.ogg",
-        "--timbre",
-        EXAMPLES / "guitar.wav",
-        "-o",
-        tmp_path / "o.wav",
-        *args,
-    )
+    r = trumpet_as_guitar(tmp_path / "o.wav", *args)
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "o.wav").exists()
 
