@@ -152,6 +152,13 @@ def transfer(
         Path | None, typer.Option("--midi-out", help="Also write the notes, real tempo.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise generator (same seed, same output).")] = 0,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Correct the rendering by resynthesising B's own notes and comparing with B.",
+        ),
+    ] = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     report: Annotated[
@@ -166,7 +173,14 @@ def transfer(
     from hybrid.pipeline import transfer as do_transfer
 
     opts = TransferOptions(
-        rate, bpm, bpm_from_timbre, transpose, seed, device, str(checkpoint) if checkpoint else None
+        rate,
+        bpm,
+        bpm_from_timbre,
+        transpose,
+        seed,
+        device,
+        str(checkpoint) if checkpoint else None,
+        calibrate,
     )
     from hybrid.audio import check_output_path
 
@@ -196,6 +210,13 @@ def render(
     timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose timbre is used.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Correct the rendering by resynthesising B's own notes and comparing with B.",
+        ),
+    ] = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     force: Force = False,
@@ -203,7 +224,16 @@ def render(
     """Render a MIDI file with the timbre of an audio file."""
     from hybrid.pipeline import render as do_render
 
-    y = do_render(notes, timbre, output, seed, device, str(checkpoint) if checkpoint else None, force)
+    y = do_render(
+        notes,
+        timbre,
+        output,
+        seed,
+        device,
+        str(checkpoint) if checkpoint else None,
+        force,
+        calibrate=calibrate,
+    )
     typer.echo(f"{output}: {len(y) / 16000:.1f} s rendered")
 
 

@@ -2,6 +2,7 @@
 
 Systems:
 - hybrid: the transfer itself.
+- hybrid-uncalibrated: the transfer without the calibration by resynthesis (the decoder's embedding alone).
 - copy-a: the output is A (keeps every note, none of B's timbre): the notes ceiling.
 - copy-b: the output is B cut to A's length (B's timbre, none of A's notes): the timbre ceiling.
 - nearest-gm: A's transcription played by the General MIDI program of FluidR3_GM nearest to B by MFCC
@@ -22,7 +23,7 @@ import numpy as np
 
 from hybrid.errors import HybridError
 
-SYSTEMS = ("hybrid", "copy-a", "copy-b", "nearest-gm")
+SYSTEMS = ("hybrid", "hybrid-uncalibrated", "copy-a", "copy-b", "nearest-gm")
 SR = 16000
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
@@ -70,7 +71,7 @@ class Systems:
         self.checkpoint = checkpoint
         self.renderer = None
         self.lookup = None
-        if "hybrid" in names:
+        if "hybrid" in names or "hybrid-uncalibrated" in names:
             from hybrid.neural.render import Renderer
 
             self.renderer = Renderer.load(checkpoint, "auto")
@@ -96,9 +97,12 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     a = resample(a22, BP_SAMPLE_RATE_HZ, SR)
     ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=systems.transcriber)
     truth = load_notes(pair.notes) if pair.notes else None
-    if system == "hybrid":
+    if system in ("hybrid", "hybrid-uncalibrated"):
         r = systems.renderer
-        out = loudness_normalize(r.render(ta.notes, r.embed(b), seed=systems.seed))  # type: ignore[union-attr]
+        timbre_b = r.timbre(  # type: ignore[union-attr]
+            b, system == "hybrid", systems.transcriber, systems.seed
+        )
+        out = loudness_normalize(r.render(ta.notes, timbre_b, seed=systems.seed))  # type: ignore[union-attr]
     elif system == "copy-a":
         out = a
     elif system == "copy-b":

@@ -1,6 +1,6 @@
 """transfer(): the one place that knows the order of the stages.
 
-transcribe A (notes, tempo) -> transform (stretch, transpose) -> embed B -> render -> write -> score.
+transcribe A (notes, tempo) -> transform (stretch, transpose) -> embed and calibrate B -> render -> write -> score.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ class TransferOptions:
     seed: int = 0
     device: str = "auto"
     checkpoint: str | None = None  # None: the shipped default model
+    calibrate: bool = (
+        True  # correct the rendering by resynthesising B's own notes (hybrid.neural.calibration)
+    )
     score: bool = True  # re-transcribe the output and score it against the rendered notes
 
 
@@ -69,6 +72,7 @@ def render(
     checkpoint: str | None = None,
     force: bool = False,
     renderer: object | None = None,
+    calibrate: bool = True,
 ) -> npt.NDArray[np.float32]:
     """Render a MIDI file (or notes) with the timbre of an audio file; write `output` when given.
     Returns the 16 kHz mono audio, loudness-normalised."""
@@ -84,7 +88,7 @@ def render(
         raise HybridError(f"{notes}: holds no notes to render")
     b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
     r = renderer if isinstance(renderer, Renderer) else Renderer.load(checkpoint, device)
-    y = loudness_normalize(r.render(seq, r.embed(b), seed=seed))
+    y = loudness_normalize(r.render(seq, r.timbre(b, calibrate, seed=seed), seed=seed))
     if out is not None:
         save_audio(out, y, SAMPLE_RATE_HZ)
     return y
@@ -145,11 +149,11 @@ def transfer(
     notes = transpose_notes(stretch_notes(tr.notes, rate), options.transpose)
     if not notes.notes:
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
-    step("embedding the timbre song")
-    emb = renderer.embed(b)
+    step("embedding and calibrating the timbre song" if options.calibrate else "embedding the timbre song")
+    timbre_b = renderer.timbre(b, options.calibrate, transcriber, options.seed)
     lap("embed")
     step("rendering")
-    y = loudness_normalize(renderer.render(notes, emb, seed=options.seed))
+    y = loudness_normalize(renderer.render(notes, timbre_b, seed=options.seed))
     lap("render")
     save_audio(out, y, SAMPLE_RATE_HZ)
     if midi_path is not None:

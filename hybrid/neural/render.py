@@ -4,16 +4,60 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from hybrid.errors import HybridError
+from hybrid.neural.calibration import TimbreCorrection
 from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ, sequence_conditioning
 from hybrid.notes import NoteSequence
 
+if TYPE_CHECKING:
+    from hybrid.transcription import Transcriber
+
 EMBED_WINDOW_S = 20.0  # a long timbre song is embedded in 20 s windows, averaged by their energy
+CALIBRATION_S = 20.0  # the loudest 20 s of the timbre song are transcribed and resynthesised for calibration
+# The correction is trusted for notes within an octave of the timbre song's pitch range, and applied in
+# proportion to the share of the notes (by duration) that lie there.
+CALIBRATION_RANGE_MARGIN = 12.0
 VOICES_PER_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Timbre:
+    """What a renderer takes from a timbre song: the encoder's embedding and, when calibrated, the correction
+    measured by resynthesising the song's own notes (hybrid.neural.calibration)."""
+
+    embedding: npt.NDArray[np.float32]
+    correction: TimbreCorrection | None = None
+    calibration_notes: int = 0  # how many notes of the timbre song the correction was measured on
+    pitch_range: tuple[float, float] | None = None  # lowest and highest of those notes (MIDI)
+
+    def correction_strength(self, notes: NoteSequence) -> float:
+        """How much of the correction to apply to these notes: the share of their duration that lies within
+        CALIBRATION_RANGE_MARGIN semitones of the pitch range the correction was measured on."""
+        if self.correction is None or self.pitch_range is None or not notes.notes:
+            return 0.0
+        lo, hi = (
+            self.pitch_range[0] - CALIBRATION_RANGE_MARGIN,
+            self.pitch_range[1] + CALIBRATION_RANGE_MARGIN,
+        )
+        dur = np.array([n.offset_s - n.onset_s for n in notes.notes])
+        inside = np.array([lo <= n.pitch_midi <= hi for n in notes.notes])
+        return float((dur * inside).sum() / max(dur.sum(), 1e-9))
+
+
+def loudest_excerpt(audio: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
+    """The `seconds`-long stretch of 16 kHz audio with the most energy (in steps of 1 s); all of it if shorter."""
+    n = int(seconds * SAMPLE_RATE_HZ)
+    if len(audio) <= n:
+        return audio
+    energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(audio) - n + 1, SAMPLE_RATE_HZ)
+    best = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+    return audio[best : best + n]
 
 
 def pick_device(device: str) -> str:
@@ -63,11 +107,44 @@ class Renderer:
         e = np.average(np.stack(embs), axis=0, weights=np.array(weights))
         return (e / (np.linalg.norm(e) + 1e-12)).astype(np.float32)
 
+    def timbre(
+        self,
+        audio_16k: npt.NDArray[np.float32],
+        calibrate: bool = True,
+        transcriber: Transcriber | None = None,
+        seed: int = 0,
+    ) -> Timbre:
+        """Embed a timbre song and, with `calibrate`, measure its correction: transcribe (the loudest
+        CALIBRATION_S of) the song, render those notes with the embedding, compare with the song."""
+        emb = self.embed(audio_16k)
+        if not calibrate:
+            return Timbre(emb)
+        from hybrid.transcription import transcribe_audio
+
+        excerpt = loudest_excerpt(audio_16k, CALIBRATION_S)
+        notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
+        if not notes.notes:
+            return Timbre(emb)
+        resynth = self.render(notes, Timbre(emb), seed=seed)[: len(excerpt)]
+        pitches = [n.pitch_midi for n in notes.notes]
+        correction = TimbreCorrection.fit(excerpt, resynth)
+        return Timbre(emb, correction, len(notes), (min(pitches), max(pitches)))
+
     def render(
-        self, notes: NoteSequence, embedding: npt.NDArray[np.float32], seed: int = 0, tail_s: float = 1.0
+        self,
+        notes: NoteSequence,
+        timbre: Timbre | npt.NDArray[np.float32],
+        seed: int = 0,
+        tail_s: float = 1.0,
     ) -> npt.NDArray[np.float32]:
-        """Mono 16 kHz audio of the notes: each voice rendered by the decoder (in batches), then summed."""
+        """Mono 16 kHz audio of the notes: each voice rendered by the decoder (in batches), summed, then
+        corrected when the timbre carries a calibration (as far as Timbre.correction_strength trusts it for
+        these notes). A bare embedding renders uncorrected."""
         import torch
+
+        if not isinstance(timbre, Timbre):
+            timbre = Timbre(np.asarray(timbre, np.float32))
+        embedding = timbre.embedding
 
         cond = sequence_conditioning(notes, tail_s=tail_s)
         n_samples = cond.shape[-1] * FRAME_HOP
@@ -83,4 +160,7 @@ class Renderer:
                     c, emb.expand(c.shape[0], -1), n_samples, gen if self.device == "cpu" else None
                 )  # type: ignore[operator]
                 out += y.sum(0).cpu().numpy()
-        return out
+        strength = timbre.correction_strength(notes)
+        if timbre.correction is None or strength <= 0.0:
+            return out
+        return timbre.correction.scaled(strength).apply(out)

@@ -1,0 +1,166 @@
+"""Timbre calibration by resynthesis: a correction that brings the decoder's output nearer the timbre song.
+
+The decoder's timbre embedding is learned from a few hundred instruments; for an instrument it never heard it
+gets the broad character right and the spectral envelope only roughly (see the README's numbers). The timbre
+song itself is at hand, but its spectrum cannot be compared with the output's as it is: the two play different
+notes. So hybrid transcribes the timbre song, renders *its own notes* with its embedding, and compares that
+rendering with the real song. Both play the same notes, so what differs is what the decoder got wrong about
+this timbre.
+
+The comparison is made on the cepstrum of the mel spectrum (40 bands, audible frames only), per coefficient:
+the shift of its mean (the long-term spectral envelope) and the ratio of its spread over time (how much the
+envelope moves: attacks, decays, note-to-note changes). Coefficient 0, the loudness, is left alone. Applying
+the correction moves every frame of a rendering the same way, with the per-frame gain limited, and resynthesises
+the audio from the reweighted short-time spectrum (the phase is kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.neural.conditioning import SAMPLE_RATE_HZ
+
+N_BANDS = 40
+N_FFT = 1024
+HOP = 256
+F_MIN_HZ, F_MAX_HZ = 30.0, 8000.0
+AUDIBLE_DB = 50.0  # frames within this of the loudest are compared (as in hybrid.timbre's descriptor)
+N_COEFFICIENTS = 20  # cepstral coefficients corrected (fewer: only the smoother part of the envelope)
+SCALE_RANGE = (0.5, 2.0)  # the spread of a coefficient is changed at most by these factors
+MAX_GAIN_DB = 12.0  # per band and frame
+MIN_FRAMES = 8
+# Bands where the resynthesis is this far below its loudest band carry no evidence (none of the rendered notes
+# sound there, only noise): the correction fades out between these two depths.
+RELIABLE_DB, UNRELIABLE_DB = 30.0, 45.0
+
+
+def _hz_to_mel(f: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
+
+
+def _mel_to_hz(m: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=1)
+def mel_filterbank() -> npt.NDArray[np.float64]:
+    """(N_BANDS, N_FFT // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))
+    freqs = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE_HZ / N_FFT
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.clip(np.minimum((freqs[None] - lo) / (mid - lo), (hi - freqs[None]) / (hi - mid)), 0.0, None)
+
+
+@lru_cache(maxsize=1)
+def _band_to_bin() -> npt.NDArray[np.float64]:
+    """(bins, N_BANDS): a bin's gain is the filter-weighted mean of its bands' gains; bins below the first
+    band's centre take the first band's, above the last band's centre the last band's."""
+    fb = mel_filterbank()
+    w = fb / np.maximum(fb.sum(axis=0, keepdims=True), 1e-12)
+    covered = np.nonzero(fb.sum(axis=0) > 1e-6)[0]
+    w[:, : covered[0]] = 0.0
+    w[0, : covered[0]] = 1.0
+    w[:, covered[-1] + 1 :] = 0.0
+    w[-1, covered[-1] + 1 :] = 1.0
+    return np.ascontiguousarray(w.T)
+
+
+def _stft(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.complex128]:
+    from scipy.signal import stft
+
+    return stft(
+        np.asarray(audio, np.float64), nperseg=N_FFT, noverlap=N_FFT - HOP, boundary="even", padded=True
+    )[2]
+
+
+def _cepstra(spec: npt.NDArray[np.complex128]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """-> cepstrum of the mel spectrum in dB (N_BANDS, frames) and which frames are audible."""
+    from scipy.fft import dct
+
+    power = np.abs(spec) ** 2
+    level_db = 10 * np.log10(mel_filterbank() @ power + 1e-10)
+    frame_db = 10 * np.log10(power.sum(axis=0) + 1e-20)
+    audible = frame_db > frame_db.max() - AUDIBLE_DB
+    return dct(level_db, type=2, norm="ortho", axis=0), audible
+
+
+def _stats(
+    audio: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """-> mean and spread over the audible frames of the cepstrum, and the mean level per band (dB)."""
+    from scipy.fft import idct
+
+    if len(audio) < N_FFT or not np.any(np.isfinite(audio) & (audio != 0)):
+        return None
+    c, audible = _cepstra(_stft(audio))
+    if audible.sum() < MIN_FRAMES:
+        return None
+    mean = c[:, audible].mean(axis=1)
+    return mean, c[:, audible].std(axis=1), np.asarray(idct(mean, type=2, norm="ortho"))
+
+
+@dataclass(frozen=True)
+class TimbreCorrection:
+    """Per cepstral coefficient: `shift` is added to the mean, deviations from the mean are multiplied by
+    `scale` (coefficient 0, the loudness, is never changed). The resulting gain of each mel band is weighted by
+    `weight` (0 where the timbre song has nothing to show)."""
+
+    shift: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    weight: npt.NDArray[np.float64]
+
+    @classmethod
+    def fit(
+        cls,
+        target: npt.NDArray[np.float32],
+        rendered: npt.NDArray[np.float32],
+        n_coefficients: int = N_COEFFICIENTS,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+    ) -> TimbreCorrection | None:
+        """The correction that maps `rendered`'s statistics onto `target`'s (16 kHz mono, the same notes);
+        None when either has too little audible sound to measure."""
+        t, r = _stats(target), _stats(rendered)
+        if t is None or r is None:
+            return None
+        shift = t[0] - r[0]
+        scale = np.clip(t[1] / np.maximum(r[1], 1e-6), *scale_range)
+        shift[0], scale[0] = 0.0, 1.0
+        shift[n_coefficients:], scale[n_coefficients:] = 0.0, 1.0
+        depth = r[2].max() - r[2]
+        weight = np.clip((UNRELIABLE_DB - depth) / (UNRELIABLE_DB - RELIABLE_DB), 0.0, 1.0)
+        return cls(shift, scale, weight)
+
+    def scaled(self, strength: float) -> TimbreCorrection:
+        """The correction applied `strength` of the way (0: none, 1: in full)."""
+        s = float(np.clip(strength, 0.0, 1.0))
+        return TimbreCorrection(self.shift * s, self.scale**s, self.weight)
+
+    @property
+    def envelope_db(self) -> npt.NDArray[np.float64]:
+        """(N_BANDS,) the average gain per mel band, in dB (what the mean shift does)."""
+        from scipy.fft import idct
+
+        return np.asarray(idct(self.shift, type=2, norm="ortho")) * self.weight
+
+    def apply(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The corrected audio (same length); audio too short or too quiet to measure is returned as it is."""
+        from scipy.fft import idct
+        from scipy.signal import istft
+
+        if len(audio) < N_FFT or not np.any(audio):
+            return audio
+        spec = _stft(audio)
+        c, audible = _cepstra(spec)
+        if audible.sum() < MIN_FRAMES:
+            return audio
+        mean = c[:, audible].mean(axis=1, keepdims=True)
+        target = mean + self.shift[:, None] + self.scale[:, None] * (c - mean)
+        gain_db = idct(target - c, type=2, norm="ortho", axis=0) * self.weight[:, None]
+        gain_db = np.clip(gain_db, -MAX_GAIN_DB, MAX_GAIN_DB)
+        spec = spec * 10 ** ((_band_to_bin() @ gain_db) / 20)
+        y = istft(spec, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=True)[1]
+        return np.asarray(y[: len(audio)], np.float32)

@@ -1,0 +1,159 @@
+"""Timbre calibration by resynthesis (hybrid.neural.calibration) and its use by the renderer.
+
+The correction is judged with tools it does not use: scipy's Butterworth filters make the "true" timbres, and
+librosa's MFCCs and spectral centroid (hybrid.timbre) measure the results.
+"""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import butter, sosfilt
+
+from hybrid.neural.calibration import N_BANDS, TimbreCorrection
+from hybrid.neural.render import Renderer, Timbre, loudest_excerpt
+from hybrid.notes import Note, NoteSequence, read_midi
+from hybrid.timbre import mfcc_stats
+
+from .conftest import EXAMPLES
+
+SR = 16000
+
+
+def tones(pitches: list[int], note_s: float = 0.5, decay_s: float = 0.3) -> np.ndarray:
+    """Plucked harmonic tones (every harmonic below Nyquist, 1/k amplitudes, exponential decay), in turn."""
+    t = np.arange(int(note_s * SR)) / SR
+    out = []
+    for p in pitches:
+        f0 = librosa.midi_to_hz(p)
+        note = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(SR / 2 / f0) + 1))
+        out.append(note * np.exp(-t / decay_s))
+    return (0.2 * np.concatenate(out)).astype(np.float32)
+
+
+def lowpass(y: np.ndarray, hz: float = 1000.0, order: int = 1) -> np.ndarray:
+    return sosfilt(butter(order, hz, fs=SR, output="sos"), y).astype(np.float32)
+
+
+def centroid_hz(y: np.ndarray) -> float:
+    c = librosa.feature.spectral_centroid(y=y, sr=SR, n_fft=1024, hop_length=256)[0]
+    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0][: len(c)]
+    return float(np.average(c, weights=rms**2))
+
+
+def test_same_audio_needs_no_correction():
+    y = tones([48, 55, 60, 64])
+    c = TimbreCorrection.fit(y, y)
+    assert c is not None
+    np.testing.assert_allclose(c.shift, 0.0, atol=1e-9)
+    np.testing.assert_allclose(c.scale, 1.0, atol=1e-9)
+    out = c.apply(y)
+    assert out.shape == y.shape and out.dtype == np.float32
+    # Only the STFT round trip is left (the first and last half-window excepted).
+    np.testing.assert_allclose(out[1024:-1024], y[1024:-1024], atol=1e-4)
+
+
+def test_correction_learned_on_some_notes_transfers_to_others():
+    # "The instrument" is the tones through a 1 kHz low-pass (6 dB per octave); the "renderer" plays them unfiltered. The
+    # correction is measured on one set of notes and applied to other notes an octave away.
+    seen, unseen = tones([45, 50, 57, 62, 52]), tones([60, 67, 72, 64, 69, 74], note_s=0.4)
+    c = TimbreCorrection.fit(lowpass(seen), seen)
+    assert c is not None and c.shift.shape == (N_BANDS,)
+    truth = lowpass(unseen)
+    corrected = c.apply(unseen)
+    before = np.linalg.norm(mfcc_stats(unseen) - mfcc_stats(truth))
+    after = np.linalg.norm(mfcc_stats(corrected) - mfcc_stats(truth))
+    assert after < 0.5 * before, (before, after)
+    # The low-pass darkens: the corrected centroid moves most of the way to the true one.
+    c_raw, c_true, c_cor = centroid_hz(unseen), centroid_hz(truth), centroid_hz(corrected)
+    assert c_true < c_cor < c_raw and (c_cor - c_true) < 0.35 * (c_raw - c_true), (c_raw, c_cor, c_true)
+    # Average gain per band: at most a few dB below 300 Hz, well below that above 2 kHz.
+    env = c.envelope_db
+    from hybrid.neural.calibration import F_MAX_HZ, F_MIN_HZ, _hz_to_mel, _mel_to_hz
+
+    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))[1:-1]
+    assert np.mean(env[centres > 2000]) < np.mean(env[centres < 300]) - 15
+
+
+def test_spread_is_matched():
+    # The renderer plays every note alike; the instrument alternates bright and dark notes, so its spectrum
+    # moves more over time: the correction must widen the spread (scale > 1) and the output's MFCC 1 must then
+    # vary over time about as much as the instrument's.
+    pitches = [50, 53, 57, 60, 55, 52, 59, 62]
+    rendered = tones(pitches)
+    n = int(0.5 * SR)
+    target = np.concatenate(
+        [
+            lowpass(rendered[i * n : (i + 1) * n], 800) * 2 if i % 2 else rendered[i * n : (i + 1) * n]
+            for i in range(8)
+        ]
+    )
+    c = TimbreCorrection.fit(target, rendered)
+    assert c is not None and c.scale[1] > 1.3
+    std1 = {
+        k: mfcc_stats(y)[19]
+        for k, y in (("rendered", rendered), ("target", target), ("out", c.apply(rendered)))
+    }
+    assert abs(std1["out"] - std1["target"]) < 0.5 * abs(std1["rendered"] - std1["target"]), std1
+
+
+@pytest.mark.parametrize("audio", [np.zeros(SR, np.float32), np.zeros(100, np.float32)])
+def test_silence_gives_no_correction(audio):
+    assert TimbreCorrection.fit(audio, tones([60])) is None
+    c = TimbreCorrection.fit(tones([60, 64]), tones([60, 64]))
+    assert c is not None and c.apply(audio) is audio
+
+
+def test_loudest_excerpt():
+    y = np.zeros(30 * SR, np.float32)
+    y[17 * SR : 19 * SR] = 1.0
+    ex = loudest_excerpt(y, 5.0)
+    assert len(ex) == 5 * SR and ex.sum() == pytest.approx(2 * SR)
+    assert loudest_excerpt(y[:SR], 5.0) is not None and len(loudest_excerpt(y[:SR], 5.0)) == SR
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return Renderer.load(None, "cpu")
+
+
+def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber):
+    guitar, _ = librosa.load(EXAMPLES / "guitar.wav", sr=SR)
+    t = renderer.timbre(guitar, transcriber=transcriber)
+    plain = renderer.timbre(guitar, calibrate=False)
+    assert t.correction is not None and plain.correction is None
+    # The example guitar figure: 9 notes, MIDI 41 to 65 (examples/guitar_notes.mid, hand-annotated).
+    truth = read_midi(EXAMPLES / "guitar_notes.mid")
+    assert abs(t.calibration_notes - len(truth)) <= 3
+    assert t.pitch_range is not None and np.allclose(t.pitch_range, (41, 65), atol=2)
+    np.testing.assert_array_equal(t.embedding, plain.embedding)
+    # Rendering the guitar's own (annotated) notes: the correction brings the output nearer the recording.
+    y_cal, y_plain = renderer.render(truth, t), renderer.render(truth, plain)
+    np.testing.assert_array_equal(
+        y_plain, renderer.render(truth, t.embedding)
+    )  # a bare embedding: no correction
+    g = mfcc_stats(guitar)
+    assert np.linalg.norm(mfcc_stats(y_cal) - g) < np.linalg.norm(mfcc_stats(y_plain) - g)
+    np.testing.assert_array_equal(
+        y_cal, renderer.render(truth, renderer.timbre(guitar, transcriber=transcriber))
+    )
+
+
+def test_correction_is_applied_only_as_far_as_the_notes_are_in_range():
+    c = TimbreCorrection(np.full(N_BANDS, 2.0), np.full(N_BANDS, 1.5), np.ones(N_BANDS))
+    t = Timbre(np.zeros(4, np.float32), c, 5, (60.0, 72.0))
+    inside, below = Note(0.0, 1.0, 50.0, 90), Note(1.0, 4.0, 40.0, 90)  # 10 and 20 semitones under 60
+    assert t.correction_strength(NoteSequence([inside])) == 1.0
+    assert t.correction_strength(NoteSequence([below])) == 0.0
+    assert t.correction_strength(NoteSequence([inside, below])) == pytest.approx(0.25)
+    half = c.scaled(0.5)
+    np.testing.assert_allclose(half.shift, 1.0)
+    np.testing.assert_allclose(half.scale, 1.5**0.5)
+    assert Timbre(np.zeros(4, np.float32)).correction_strength(NoteSequence([inside])) == 0.0
+
+
+def test_timbre_type_is_what_render_takes(renderer):
+    y, _ = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
+    assert isinstance(renderer.timbre(y if y.ndim == 1 else y.mean(1), calibrate=False), Timbre)
