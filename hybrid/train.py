@@ -1,5 +1,10 @@
 """Training: the timbre encoder (instrument classifier), then the decoder (multi-resolution STFT loss).
 
+Or, with `init_from`, fine-tuning of a trained checkpoint's decoder (and, with `encoder_finetune_lr`, its
+encoder with it), optionally on "new instruments" made by random equalisation (`eq_augment_db`): the same
+random smooth EQ is applied to an item's target and to the clip its timbre embedding is computed from, so the
+decoder must read the spectral envelope from the embedding rather than remember each training instrument.
+
 Single process, or data-parallel under `torchrun --nproc_per_node=K` (DDP; gloo on CPU, nccl on CUDA).
 Checkpoints (model + optimiser state, safetensors and JSON only) are saved atomically every
 `checkpoint_every` steps; `--resume` continues a killed run from the last one.
@@ -47,6 +52,14 @@ class TrainConfig:
     checkpoint_every: int = 250
     validate_every: int = 1000
     seed: int = 0
+    init_from: str | None = None  # a checkpoint directory: start from its weights, skip the encoder stage
+    encoder_finetune_lr: float = 0.0  # > 0: the encoder trains with the decoder (reconstruction loss)
+    eq_augment_db: float = 0.0  # > 0: random EQ of up to about this many dB on target and timbre clip
+    online_embeddings: bool = False  # each item's embedding from a fresh clip (implied by the two above)
+
+    @property
+    def embeddings_online(self) -> bool:
+        return self.online_embeddings or self.encoder_finetune_lr > 0 or self.eq_augment_db > 0
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -131,6 +144,23 @@ def augment(y: npt.NDArray[np.float32], rng: np.random.Generator) -> npt.NDArray
         rms = np.sqrt(np.mean(y**2)) + 1e-9
         y = y + rng.standard_normal(len(y)) * rms * 10 ** (-rng.uniform(20, 40) / 20)
     return (y * 10 ** (rng.uniform(-20, 0) / 20)).astype(np.float32)
+
+
+EQ_BASES = 4
+
+
+def random_eq(rng: np.random.Generator, depth_db: float) -> npt.NDArray[np.float64]:
+    """Coefficients of a random smooth EQ: cosines over the mel scale, together within about +-depth_db."""
+    return rng.uniform(-1.0, 1.0, EQ_BASES) * depth_db / 2.0
+
+
+def apply_eq(y: npt.NDArray[np.float32], coeffs: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """Filter 16 kHz audio by the EQ (zero phase, in the frequency domain)."""
+    spec = np.fft.rfft(y.astype(np.float64))
+    f = np.fft.rfftfreq(len(y), 1 / SAMPLE_RATE_HZ)
+    m = np.log1p(f / 700.0) / np.log1p(8000.0 / 700.0)
+    gain_db = sum(c * np.cos(np.pi * (k + 1) * m) for k, c in enumerate(coeffs))
+    return np.fft.irfft(spec * 10 ** (gain_db / 20), n=len(y)).astype(np.float32)
 
 
 def timbre_clip(data: InstrumentData, inst: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -365,6 +395,15 @@ def train(
     started = time.time()
     stage, step, history = "encoder", 0, {}
     elapsed_before = 0.0
+    if cfg.init_from:
+        from hybrid.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(cfg.init_from, dist.device)
+        encoder, decoder = ck.encoder, ck.decoder  # type: ignore[assignment]
+        stage = "decoder"
+        log(f"starting from {cfg.init_from} ({ck.provenance.get('decoder_steps')} decoder steps)")
+    if dist.world > 1 and cfg.encoder_finetune_lr > 0:
+        raise HybridError("encoder_finetune_lr needs a single process for now (run without torchrun)")
     if resume:
         if not (out_dir / STATE_JSON).exists():
             raise HybridError(f"{out_dir}: nothing to resume (no {STATE_JSON})")
@@ -381,6 +420,7 @@ def train(
         "commit": _commit(),
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {torch.cuda.get_device_name(0) if dist.device.startswith('cuda') else 'cpu'}, {dist.world} process(es)",
         "train_config": asdict(cfg),
+        **({"init_from": cfg.init_from} if cfg.init_from else {}),
     }
 
     def wall() -> float:
@@ -448,11 +488,15 @@ def train(
         if dist.world > 1:
             torch.distributed.barrier()  # DDP kept the ranks' encoders identical
 
-    # ---- stage 2: the decoder, with the encoder frozen
+    # ---- stage 2: the decoder, with the encoder frozen (or fine-tuned with it)
     encoder.eval()
+    finetune = cfg.encoder_finetune_lr > 0
     for p in encoder.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=1e-5)
+        p.requires_grad_(finetune)
+    groups = [{"params": list(decoder.parameters()), "base_lr": cfg.lr}]
+    if finetune:
+        groups.append({"params": list(encoder.parameters()), "base_lr": cfg.encoder_finetune_lr})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-5)
     if resume:
         doc = json.loads((out_dir / STATE_JSON).read_text())
         if doc["stage"] == "decoder" and doc["step"] > 0:
@@ -466,35 +510,45 @@ def train(
     if step > 0:  # a resumed run draws new data rather than replaying the sequence it started with
         rng = np.random.default_rng([cfg.seed, dist.rank, step])
         train_data.rng = rng
-    table = instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
+    table = None if cfg.embeddings_online else instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
     valid_items = None
-    if valid_data is not None:
-        vtable = instrument_embeddings(
-            encoder, valid_data, cfg, np.random.default_rng(cfg.seed + 3), dist.device
-        )
+    clip_n = int(1.5 * SAMPLE_RATE_HZ)
+    if valid_data is not None:  # (target, conditioning, a clip of the same instrument to embed)
+        crng = np.random.default_rng(cfg.seed + 3)
         vrng = np.random.default_rng(cfg.seed + 5)
         valid_items = []
         for k in range(min(32, 4 * len(valid_data.instruments))):
-            inst_i = k % len(valid_data.instruments)
-            a, c = decoder_item(valid_data, valid_data.instruments[inst_i], cfg, vrng)
-            valid_items.append((a, c, vtable[inst_i][0]))
+            inst = valid_data.instruments[k % len(valid_data.instruments)]
+            a, c = decoder_item(valid_data, inst, cfg, vrng)
+            valid_items.append((a, c, timbre_clip(valid_data, inst, clip_n, crng)))
     n = int(cfg.crop_s * SAMPLE_RATE_HZ)
     t_last, s_last = time.time(), step
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + dist.rank)
     while step < cfg.steps:
         lr = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["base_lr"] / cfg.lr
         insts = rng.integers(n_inst, size=cfg.batch)
         items = [decoder_item(train_data, train_data.instruments[i], cfg, rng) for i in insts]
+        if table is not None:
+            emb = torch.stack([table[i][int(rng.integers(len(table[i])))] for i in insts]).to(dist.device)
+        else:
+            clips = [timbre_clip(train_data, train_data.instruments[i], clip_n, rng) for i in insts]
+            if cfg.eq_augment_db > 0:
+                eqs = [random_eq(rng, cfg.eq_augment_db) for _ in insts]
+                items = [(apply_eq(a, e), c) for (a, c), e in zip(items, eqs, strict=True)]
+                clips = [apply_eq(x, e) for x, e in zip(clips, eqs, strict=True)]
+            with torch.set_grad_enabled(finetune):
+                emb = encoder(torch.tensor(np.stack(clips), device=dist.device))
         audio = torch.tensor(np.stack([a for a, _ in items]), device=dist.device)
         cond = torch.tensor(np.stack([c for _, c in items]), device=dist.device)
-        emb = torch.stack([table[i][int(rng.integers(len(table[i])))] for i in insts]).to(dist.device)
         pred = _decode(dec_model, cond, emb, n, gen, dist.device)
         loss = multi_resolution_stft_loss(pred, audio)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 3.0)
+        if finetune:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 3.0)
         opt.step()
         step += 1
         if step % 50 == 0 and dist.main:
@@ -502,7 +556,7 @@ def train(
             t_last, s_last = time.time(), step
             log(f"decoder step {step}/{cfg.steps}  loss {loss.item():.3f}  {rate:.2f} steps/s  lr {lr:.2e}")
         if dist.main and valid_items and (step % cfg.validate_every == 0 or step == cfg.steps):
-            vloss = validate(decoder, valid_items, n, dist.device)
+            vloss = validate(encoder, decoder, valid_items, n, dist.device)
             history.setdefault("decoder_valid_loss", []).append([step, vloss])
             log(f"decoder step {step}: validation loss on held-out instruments {vloss:.3f}")
         if dist.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
@@ -563,7 +617,8 @@ def instrument_embeddings(
     return out
 
 
-def validate(decoder: Any, items: list[Any], n: int, device: str) -> float:
+def validate(encoder: Any, decoder: Any, items: list[Any], n: int, device: str) -> float:
+    """Mean loss on held-out items: (target, conditioning, clip of the same instrument to embed)."""
     import torch
 
     from hybrid.neural.models import multi_resolution_stft_loss
@@ -576,7 +631,7 @@ def validate(decoder: Any, items: list[Any], n: int, device: str) -> float:
             chunk = items[i : i + 8]
             audio = torch.tensor(np.stack([a for a, _, _ in chunk]), device=device)
             cond = torch.tensor(np.stack([c for _, c, _ in chunk]), device=device)
-            emb = torch.stack([e for _, _, e in chunk]).to(device)
+            emb = encoder(torch.tensor(np.stack([x for _, _, x in chunk]), device=device))
             losses.append(
                 float(
                     multi_resolution_stft_loss(decoder(cond, emb, n, gen if device == "cpu" else None), audio)

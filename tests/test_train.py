@@ -14,7 +14,7 @@ import pytest
 
 from hybrid.checkpoint import load_checkpoint
 from hybrid.errors import HybridError
-from hybrid.train import TrainConfig, load_train_config, train
+from hybrid.train import TrainConfig, apply_eq, load_train_config, train
 
 from .conftest import TINY_TRAIN_CONFIG
 
@@ -31,6 +31,44 @@ def test_tiny_training_writes_a_checkpoint_with_provenance(tiny_dataset, tmp_pat
     assert [s for s, _ in prov["validation"]["decoder_valid_loss"]] == [3, 6]
     state = json.loads((out / "training_state.json").read_text())
     assert (state["stage"], state["step"]) == ("decoder", 6)
+
+
+def test_finetune_from_a_checkpoint_with_eq_augmentation(tiny_checkpoint, tiny_dataset, tmp_path):
+    import torch
+
+    cfg = TrainConfig(
+        **{**TINY_TRAIN_CONFIG, "steps": 4},
+        init_from=str(tiny_checkpoint),
+        encoder_finetune_lr=1e-2,
+        eq_augment_db=12.0,
+    )
+    logs: list[str] = []
+    out = train(tiny_dataset, tmp_path / "ft", cfg, log=logs.append)
+    assert any("starting from" in m for m in logs) and not any("encoder step" in m for m in logs)
+    before, after = load_checkpoint(tiny_checkpoint), load_checkpoint(out)
+    assert after.provenance["init_from"] == str(tiny_checkpoint) and after.provenance["decoder_steps"] == 4
+    for name in ("encoder", "decoder"):  # both networks moved away from the starting weights
+        a, b = getattr(before, name).state_dict(), getattr(after, name).state_dict()
+        assert any(not torch.equal(a[k], b[k]) for k in a), name
+    frozen = train(
+        tiny_dataset, tmp_path / "frozen", TrainConfig(**{**cfg.__dict__, "encoder_finetune_lr": 0.0}), log=logs.append
+    )
+    e0, e1 = before.encoder.state_dict(), load_checkpoint(frozen).encoder.state_dict()
+    assert all(torch.equal(e0[k], e1[k]) for k in e0)  # without encoder_finetune_lr the encoder stays
+
+
+def test_eq_augmentation_filter():
+    import numpy as np
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    coeffs = np.array([6.0, 0.0, 0.0, 0.0])  # +6 dB at 0 Hz falling along the mel scale to -6 dB at 8 kHz
+    for hz, want_db in ((100.0, 5.92), (7900.0, -5.999)):
+        y = np.sin(2 * np.pi * hz * t).astype(np.float32)
+        gain = np.std(apply_eq(y, coeffs)) / np.std(y)
+        assert 20 * np.log10(gain) == pytest.approx(want_db, abs=0.05)
+    y = np.random.default_rng(0).standard_normal(sr).astype(np.float32)
+    np.testing.assert_allclose(apply_eq(y, np.zeros(4)), y, atol=1e-5)
 
 
 def test_unknown_config_key_is_an_error(tmp_path):
