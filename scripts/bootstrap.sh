@@ -40,4 +40,4 @@ else
   "$PY" -m pip install --quiet --user uv 2>/dev/null || "$PY" -m pip install --quiet uv
   UV=("$PY" -m uv)
 fi
-"${UV[@]}" sync --locked --quiet
+"${UV[@]}" sync --locked --quiet --compile-bytecode  # .pyc at install: new processes start seconds faster
