@@ -510,7 +510,9 @@ def train(
     if step > 0:  # a resumed run draws new data rather than replaying the sequence it started with
         rng = np.random.default_rng([cfg.seed, dist.rank, step])
         train_data.rng = rng
-    table = None if cfg.embeddings_online else instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
+    table = (
+        None if cfg.embeddings_online else instrument_embeddings(encoder, train_data, cfg, rng, dist.device)
+    )
     valid_items = None
     clip_n = int(1.5 * SAMPLE_RATE_HZ)
     if valid_data is not None:  # (target, conditioning, a clip of the same instrument to embed)

@@ -51,7 +51,10 @@ def test_finetune_from_a_checkpoint_with_eq_augmentation(tiny_checkpoint, tiny_d
         a, b = getattr(before, name).state_dict(), getattr(after, name).state_dict()
         assert any(not torch.equal(a[k], b[k]) for k in a), name
     frozen = train(
-        tiny_dataset, tmp_path / "frozen", TrainConfig(**{**cfg.__dict__, "encoder_finetune_lr": 0.0}), log=logs.append
+        tiny_dataset,
+        tmp_path / "frozen",
+        TrainConfig(**{**cfg.__dict__, "encoder_finetune_lr": 0.0}),
+        log=logs.append,
     )
     e0, e1 = before.encoder.state_dict(), load_checkpoint(frozen).encoder.state_dict()
     assert all(torch.equal(e0[k], e1[k]) for k in e0)  # without encoder_finetune_lr the encoder stays

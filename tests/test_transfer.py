@@ -40,6 +40,12 @@ def nsynth_embedding(renderer, family):
     return renderer.embed(y)
 
 
+def nsynth_timbre(renderer, transcriber, family):
+    """The timbre as `hybrid transfer` takes it: the embedding and the calibration by resynthesis."""
+    y, _ = sf.read(NSYNTH[family], dtype="float32")
+    return renderer.timbre(y, transcriber=transcriber)
+
+
 def test_shipped_model_is_small_and_documented():
     d = default_checkpoint_dir()
     size_mb = sum(p.stat().st_size for p in d.iterdir()) / 1e6
@@ -62,7 +68,7 @@ FIXED_CHORDS = [
 
 @pytest.mark.parametrize("family", ["guitar", "string", "reed"])
 def test_notes_survive_rendering(renderer, transcriber, family):
-    emb = nsynth_embedding(renderer, family)
+    emb = nsynth_timbre(renderer, transcriber, family)
     mono = [
         note_scores(
             p, transcribe_audio(renderer.render(p, emb), SR, transcriber=transcriber, with_tempo=False).notes
@@ -229,9 +235,10 @@ def test_render_midi_and_python_api(tmp_path):
     assert res.output.exists() and 0.0 <= res.onset_f1 <= 1.0 and res.rate == 1.0
 
 
-# Measured with the shipped checkpoint (9,000 decoder steps) on 2026-11-26, then lowered by about 0.05 so
-# that float differences between CPUs do not fail the suite. Measured: mono guitar 0.95, string 1.00,
-# reed 1.00; poly (one 3-voice chord phrase) guitar 0.552, string 0.897, reed 0.828; transfer 0.880.
+# Measured with the shipped checkpoint (9,000 decoder steps) and the calibration by resynthesis on
+# 2026-11-26, then lowered by about 0.05 so that float differences between CPUs do not fail the suite.
+# Measured: mono guitar 0.95, string 1.00, reed 1.00; poly (one 3-voice chord phrase) guitar 0.690 (0.552
+# without the calibration), string 0.897, reed 0.828; transfer 0.880.
 MONO_FLOOR = {"guitar": 0.90, "string": 0.95, "reed": 0.95}
-POLY_FLOOR = {"guitar": 0.50, "string": 0.85, "reed": 0.78}
+POLY_FLOOR = {"guitar": 0.62, "string": 0.85, "reed": 0.78}  # guitar: 0.55 without the calibration
 TRANSFER_F1_FLOOR = 0.83
