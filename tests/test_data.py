@@ -256,6 +256,10 @@ def test_phrases_have_their_notes_where_the_list_says(tiny_set):
     chords = random_phrase(rng, "chords", 4.0)
     onsets = [n.onset_s for n in chords.notes]
     assert len(chords) > len(set(np.round(onsets, 1)))  # several notes per chord
+    for seed in range(50):  # never the same pitch twice in one chord
+        c = random_phrase(np.random.default_rng(seed), "chords", 4.0, (48, 60), max_voices=4)
+        keys = [(round(n.onset_s, 1), n.pitch_midi) for n in c.notes]
+        assert len(keys) == len(set(keys)), seed
     piano = [e for e in NSynthReader(root, ("train", "valid")) if e.record["program"] == 0]
     seq = NoteSequence([Note(0.5, 1.0, 60, 100), Note(1.5, 2.5, 72, 100)])
     y = assemble_phrase(seq, piano, [e.load() for e in piano])

@@ -49,9 +49,12 @@ def random_phrase(
             shape = sorted(rng.choice([0, 3, 4, 7, 10, 12, 14, 16], size=n_voices - 1, replace=False))
             ioi = max(ioi, 0.33)
             spread = float(rng.choice([0.0, 0.0, 0.03]))  # sometimes rolled
-            for i, step in enumerate([0, *shape]):
+            # Each pitch once: a unison (step 0 drawn again) or two steps clamped to `hi` would be the same
+            # note twice, which no transcription can tell apart.
+            pitches = sorted({min(hi, root + int(step)) for step in [0, *shape]})
+            for i, pitch in enumerate(pitches):
                 on = t + i * spread
-                notes.append(Note(on, min(t + ioi * 0.95, duration_s), float(min(hi, root + int(step))), vel))
+                notes.append(Note(on, min(t + ioi * 0.95, duration_s), float(pitch), vel))
         t += ioi
     return NoteSequence([n for n in notes if n.offset_s > n.onset_s + 0.02]).sorted()
 
