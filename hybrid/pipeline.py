@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,7 @@ class TransferResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     audio: npt.NDArray[np.float32] | None = None
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
+    timbre: Any = None  # hybrid.neural.render.Timbre of B: embedding and calibration
 
 
 def choose_rate(source_bpm: float, opts: TransferOptions, timbre_bpm: float | None = None) -> float:
@@ -167,7 +169,9 @@ def transfer(
         f1 = note_scores(notes, again.notes).onset_f1
         out_bpm = again.tempo_bpm
         lap("score")
-    return TransferResult(out, notes, tr.tempo_bpm, rate, f1, out_bpm, t, y, again.notes if again else None)
+    return TransferResult(
+        out, notes, tr.tempo_bpm, rate, f1, out_bpm, t, y, again.notes if again else None, timbre_b
+    )
 
 
 def transfer_report(
@@ -188,7 +192,19 @@ def transfer_report(
         "stretch rate": f"{result.rate:.4g}",
         "transpose (semitones)": options.transpose,
         "device": options.device,
+        "calibration": "on" if options.calibrate else "off (--no-calibrate)",
     }
+    calibration = None
+    tb = result.timbre
+    if tb is not None and tb.correction is not None:
+        strength = tb.correction_strength(result.notes)
+        calibration = {
+            "notes": tb.calibration_notes,
+            "pitch_range": tb.pitch_range,
+            "strength": strength,
+            "envelope_db": tb.correction.scaled(strength).envelope_db,
+            "scale": tb.correction.scaled(strength).scale,
+        }
     data = ReportData(
         Path(rhythm),
         Path(timbre),
@@ -201,5 +217,6 @@ def transfer_report(
         result.source_tempo_bpm * result.rate,
         result.output_tempo_bpm,
         settings,
+        calibration,
     )
     return write_report(data, path)

@@ -38,6 +38,8 @@ class ReportData:
     a_tempo_bpm: float
     output_tempo_bpm: float
     settings: dict[str, object] = field(default_factory=dict)
+    # The calibration by resynthesis as applied: notes, pitch_range, strength, envelope_db, scale (or None)
+    calibration: dict[str, Any] | None = None
 
 
 def analyse(
@@ -196,6 +198,34 @@ def timbre_plot(scores: TimbreScores) -> str:
     return _png(fig)
 
 
+def calibration_plot(cal: dict[str, Any]) -> str:
+    """The average gain per mel band the calibration applied, and how it widened or narrowed the spread."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hybrid.neural.calibration import band_centres_hz
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [3, 2]})
+    f = band_centres_hz()
+    env = np.asarray(cal["envelope_db"])
+    ax.axhline(0, color="#888", lw=1)
+    ax.fill_between(f, 0, env, where=env >= 0, color="#2e7d32", alpha=0.5, step="mid")
+    ax.fill_between(f, 0, env, where=env < 0, color="#c62828", alpha=0.5, step="mid")
+    ax.plot(f, env, color="#222", lw=1, drawstyle="steps-mid")
+    ax.set_xscale("log")
+    ax.set_xlabel("Hz")
+    ax.set_ylabel("dB")
+    ax.set_title("average gain per mel band (green: boosted, red: cut)", fontsize=10)
+    scale = np.asarray(cal["scale"])[1:20]
+    ax2.bar(np.arange(1, 20), scale, color=["#2e7d32" if s >= 1 else "#c62828" for s in scale])
+    ax2.axhline(1, color="#888", lw=1)
+    ax2.set_xlabel("cepstral coefficient")
+    ax2.set_title("spread over time, x (1 = unchanged)", fontsize=10)
+    return _png(fig)
+
+
 def metrics_of(d: ReportData) -> tuple[NoteScores, TimbreScores, float]:
     """(note scores, timbre scores, tempo ratio output/A) of a report's data."""
     from hybrid.metrics import note_scores, tempo_ratio
@@ -204,6 +234,25 @@ def metrics_of(d: ReportData) -> tuple[NoteScores, TimbreScores, float]:
     ns = note_scores(d.reference_notes, d.output_notes)
     ts = timbre_scores(d.out_audio, d.a_audio, d.b_audio)
     return ns, ts, tempo_ratio(d.a_tempo_bpm, d.output_tempo_bpm)
+
+
+def calibration_section(d: ReportData) -> str:
+    cal = d.calibration
+    if not cal:
+        return (
+            "<h2>Calibration</h2><p>None recorded: it was switched off, B held nothing to measure it on, or "
+            "this report was made from an existing output.</p>"
+        )
+    lo, hi = cal["pitch_range"]
+    text = (
+        f"B's own notes ({cal['notes']}, MIDI {lo:.0f}-{hi:.0f}) were rendered with B's embedding and compared "
+        f"with B; the difference was applied to the output at strength {cal['strength']:.2f} (the share of "
+        "the notes within an octave of that range)."
+    )
+    return (
+        f"<h2>Calibration</h2><p>{html.escape(text)}</p>"
+        f'<img id="calibration" alt="calibration" src="{calibration_plot(cal)}">'
+    )
 
 
 def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
@@ -253,6 +302,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></
 <h2>Notes</h2><img id="pianoroll" alt="piano roll" src="{piano_roll(d)}">
 <h2>Timbre</h2><img id="timbre" alt="timbre position" src="{timbre_plot(ts)}">
 <h2>Spectrograms</h2><img id="spectrograms" alt="spectrograms" src="{spectrograms(d)}">
+{calibration_section(d)}
 <h2>Settings</h2><table id="settings">{sets}</table>
 </body></html>"""
     out = Path(path)

@@ -89,18 +89,23 @@ def report(tiny_checkpoint, tmp_path_factory):
 def test_report_is_self_contained(report):
     text = report.read_text()
     assert len(re.findall(r'<audio controls[^>]*src="data:audio/ogg;base64,', text)) == 3
-    for plot in ("pianoroll", "timbre", "spectrograms"):
+    for plot in ("pianoroll", "timbre", "spectrograms", "calibration"):
         assert re.search(rf'<img id="{plot}"[^>]*src="data:image/png;base64,', text)
     srcs = re.findall(r'(?:src|href)="([^"]*)"', text)
     assert srcs and all(s.startswith("data:") for s in srcs)
     assert "onset-only precision / recall / F1" in text and "timbre score" in text and "seed" in text
+    # The calibration was measured on the example guitar's notes (9 annotated, MIDI 41-65).
+    m = re.search(r"B&#x27;s own notes \((\d+), MIDI (\d+)-(\d+)\)", text)
+    assert m and abs(int(m[1]) - 9) <= 3 and abs(int(m[2]) - 41) <= 2 and abs(int(m[3]) - 65) <= 2
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
 def test_report_in_headless_chromium_makes_no_request(report, tmp_path):
     shot, page_urls, dom = open_in_chromium(report, tmp_path)
     assert page_urls == []
-    assert dom.count("<audio") == 3 and dom.count('<img id="') == 3
+    assert (
+        dom.count("<audio") == 3 and dom.count('<img id="') == 4
+    )  # notes, timbre, spectrograms, calibration
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)

@@ -47,6 +47,12 @@ def _mel_to_hz(m: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 @lru_cache(maxsize=1)
+def band_centres_hz() -> npt.NDArray[np.float64]:
+    """(N_BANDS,) the centre frequency of each mel band."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))[1:-1]
+
+
+@lru_cache(maxsize=1)
 def mel_filterbank() -> npt.NDArray[np.float64]:
     """(N_BANDS, N_FFT // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1."""
     edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))
