@@ -154,6 +154,14 @@ def test_correction_is_applied_only_as_far_as_the_notes_are_in_range():
     assert Timbre(np.zeros(4, np.float32)).correction_strength(NoteSequence([inside])) == 0.0
 
 
+def test_too_little_timbre_song_renders_uncalibrated(renderer, transcriber):
+    for b in (np.zeros(3 * SR, np.float32), 0.1 * tones([60])[: SR // 4]):  # silent; 0.25 s
+        t = renderer.timbre(b, transcriber=transcriber)
+        assert t.correction is None and t.calibration_notes == 0
+        y = renderer.render(NoteSequence([Note(0.1, 0.6, 60.0, 90)]), t)
+        assert np.isfinite(y).all() and np.abs(y).max() > 0
+
+
 def test_timbre_type_is_what_render_takes(renderer):
     y, _ = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
     assert isinstance(renderer.timbre(y if y.ndim == 1 else y.mean(1), calibrate=False), Timbre)

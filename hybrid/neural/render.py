@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 EMBED_WINDOW_S = 20.0  # a long timbre song is embedded in 20 s windows, averaged by their energy
 CALIBRATION_S = 20.0  # the loudest 20 s of the timbre song are transcribed and resynthesised for calibration
+MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a correction on
 # The correction is trusted for notes within an octave of the timbre song's pitch range, and applied in
 # proportion to the share of the notes (by duration) that lie there.
 CALIBRATION_RANGE_MARGIN = 12.0
@@ -117,7 +118,7 @@ class Renderer:
         """Embed a timbre song and, with `calibrate`, measure its correction: transcribe (the loudest
         CALIBRATION_S of) the song, render those notes with the embedding, compare with the song."""
         emb = self.embed(audio_16k)
-        if not calibrate:
+        if not calibrate or len(audio_16k) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
             return Timbre(emb)
         from hybrid.transcription import transcribe_audio
 
