@@ -133,6 +133,13 @@ def score(
 
 
 Device = Annotated[str, typer.Option(help="auto (GPU when present), cpu or cuda.")]
+Calibrate = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate/--no-calibrate",
+        help="Correct the rendering by resynthesising B's own notes and comparing with B.",
+    ),
+]
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
 ]
@@ -152,13 +159,7 @@ def transfer(
         Path | None, typer.Option("--midi-out", help="Also write the notes, real tempo.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise generator (same seed, same output).")] = 0,
-    calibrate: Annotated[
-        bool,
-        typer.Option(
-            "--calibrate/--no-calibrate",
-            help="Correct the rendering by resynthesising B's own notes and comparing with B.",
-        ),
-    ] = True,
+    calibrate: Calibrate = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     report: Annotated[
@@ -210,13 +211,7 @@ def render(
     timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose timbre is used.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
-    calibrate: Annotated[
-        bool,
-        typer.Option(
-            "--calibrate/--no-calibrate",
-            help="Correct the rendering by resynthesising B's own notes and comparing with B.",
-        ),
-    ] = True,
+    calibrate: Calibrate = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     force: Force = False,
