@@ -138,17 +138,38 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     return row
 
 
-def _worker(args: tuple[str, Pair, str | None, int, str, int]) -> dict[str, Any]:
-    system, pair, checkpoint, seed, out_dir, index = args
+def run_pair_or_fail(
+    system: str, pair: Pair, systems: Systems | Exception, out_dir: Path, index: int
+) -> dict[str, Any]:
+    """run_pair, with a failure (or models that could not be loaded) as a row with its error, not a crash."""
     try:
-        return run_pair(system, pair, Systems([system], checkpoint, seed), Path(out_dir), index)
-    except Exception as exc:  # a failing pair is a failure row, not a crash
+        if isinstance(systems, Exception):
+            raise systems
+        return run_pair(system, pair, systems, out_dir, index)
+    except Exception as exc:
         return {
             "pair": index,
             "rhythm": pair.rhythm.name,
             "timbre": pair.timbre.name,
             "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         }
+
+
+_WORKER_SYSTEMS: Systems | Exception | None = None  # each worker process loads the models once
+
+
+def _init_worker(system: str, checkpoint: str | None, seed: int) -> None:
+    global _WORKER_SYSTEMS
+    try:
+        _WORKER_SYSTEMS = Systems([system], checkpoint, seed)
+    except Exception as exc:
+        _WORKER_SYSTEMS = exc
+
+
+def _worker(args: tuple[str, Pair, str, int]) -> dict[str, Any]:
+    system, pair, out_dir, index = args
+    assert _WORKER_SYSTEMS is not None
+    return run_pair_or_fail(system, pair, _WORKER_SYSTEMS, Path(out_dir), index)
 
 
 COLUMNS = (
@@ -268,23 +289,18 @@ def evaluate(
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            jobs = [(system, p, checkpoint, seed, str(audio_dir), i) for i, p in enumerate(pairs)]
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = [(system, p, str(audio_dir), i) for i, p in enumerate(pairs)]
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(system, checkpoint, seed),
+            ) as pool:
                 rows = list(pool.map(_worker, jobs))
         else:
             shared = Systems([system], checkpoint, seed)
             for i, p in enumerate(pairs):
-                try:
-                    rows.append(run_pair(system, p, shared, audio_dir, i))
-                except Exception as exc:
-                    rows.append(
-                        {
-                            "pair": i,
-                            "rhythm": p.rhythm.name,
-                            "timbre": p.timbre.name,
-                            "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                        }
-                    )
+                rows.append(run_pair_or_fail(system, p, shared, audio_dir, i))
                 if callable(progress):
                     progress(system, i + 1, len(pairs))
         with atomic_path(out_dir / f"{system}.json") as tmp:

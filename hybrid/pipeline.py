@@ -29,9 +29,8 @@ class TransferOptions:
     seed: int = 0
     device: str = "auto"
     checkpoint: str | None = None  # None: the shipped default model
-    calibrate: bool = (
-        True  # correct the rendering by resynthesising B's own notes (hybrid.neural.calibration)
-    )
+    # Correct the rendering by resynthesising B's own notes (hybrid.neural.calibration).
+    calibrate: bool = True
     score: bool = True  # re-transcribe the output and score it against the rendered notes
 
 
@@ -198,12 +197,13 @@ def transfer_report(
     tb = result.timbre
     if tb is not None and tb.correction is not None:
         strength = tb.correction_strength(result.notes)
+        applied = tb.correction.scaled(strength)
         calibration = {
             "notes": tb.calibration_notes,
             "pitch_range": tb.pitch_range,
             "strength": strength,
-            "envelope_db": tb.correction.scaled(strength).envelope_db,
-            "scale": tb.correction.scaled(strength).scale,
+            "envelope_db": applied.envelope_db,
+            "scale": applied.scale,
         }
     data = ReportData(
         Path(rhythm),

@@ -71,9 +71,9 @@ def test_correction_learned_on_some_notes_transfers_to_others():
     assert c_true < c_cor < c_raw and (c_cor - c_true) < 0.35 * (c_raw - c_true), (c_raw, c_cor, c_true)
     # Average gain per band: at most a few dB below 300 Hz, well below that above 2 kHz.
     env = c.envelope_db
-    from hybrid.neural.calibration import F_MAX_HZ, F_MIN_HZ, _hz_to_mel, _mel_to_hz
+    from hybrid.neural.calibration import band_centres_hz
 
-    centres = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))[1:-1]
+    centres = band_centres_hz()
     assert np.mean(env[centres > 2000]) < np.mean(env[centres < 300]) - 15
 
 

@@ -46,16 +46,20 @@ def _mel_to_hz(m: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
 
-@lru_cache(maxsize=1)
+def _band_edges_hz() -> npt.NDArray[np.float64]:
+    """(N_BANDS + 2,) equally spaced on the HTK mel scale: band k rises from edge k, peaks at k+1, ends at k+2."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))
+
+
 def band_centres_hz() -> npt.NDArray[np.float64]:
     """(N_BANDS,) the centre frequency of each mel band."""
-    return _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))[1:-1]
+    return _band_edges_hz()[1:-1]
 
 
 @lru_cache(maxsize=1)
 def mel_filterbank() -> npt.NDArray[np.float64]:
     """(N_BANDS, N_FFT // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1."""
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_BANDS + 2))
+    edges = _band_edges_hz()
     freqs = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE_HZ / N_FFT
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     return np.clip(np.minimum((freqs[None] - lo) / (mid - lo), (hi - freqs[None]) / (hi - mid)), 0.0, None)
