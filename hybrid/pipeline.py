@@ -179,6 +179,7 @@ def transfer_report(
     """Write the HTML report of a finished transfer (reuses its notes; loads A and B again)."""
     from hybrid.audio import load_audio
     from hybrid.neural.conditioning import SAMPLE_RATE_HZ
+    from hybrid.neural.refine import harmonic_levels_db
     from hybrid.report import ReportData, write_report
 
     if result.output_notes is None or result.output_tempo_bpm is None or result.audio is None:
@@ -204,6 +205,7 @@ def transfer_report(
             "strength": strength,
             "envelope_db": applied.envelope_db,
             "scale": applied.scale,
+            "harmonic_db": None if tb.offset is None else harmonic_levels_db(tb.offset * strength),
         }
     data = ReportData(
         Path(rhythm),

@@ -199,7 +199,8 @@ def timbre_plot(scores: TimbreScores) -> str:
 
 
 def calibration_plot(cal: dict[str, Any]) -> str:
-    """The average gain per mel band the calibration applied, and how it widened or narrowed the spread."""
+    """What the calibration applied: the level of each harmonic the refinement changed (when refined), the
+    average gain per mel band of the correction, and how the correction widened or narrowed the spread."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,7 +208,19 @@ def calibration_plot(cal: dict[str, Any]) -> str:
 
     from hybrid.neural.calibration import band_centres_hz
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [3, 2]})
+    harm = cal.get("harmonic_db")
+    panels = 3 if harm is not None else 2
+    ratios = [2, 3, 2] if harm is not None else [3, 2]
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 2.6), gridspec_kw={"width_ratios": ratios})
+    if harm is not None:
+        h = np.asarray(harm)[:20]
+        ax0 = axes[0]
+        ax0.bar(np.arange(1, len(h) + 1), h, color=["#2e7d32" if v >= 0 else "#c62828" for v in h])
+        ax0.axhline(0, color="#888", lw=1)
+        ax0.set_xlabel("harmonic")
+        ax0.set_ylabel("dB")
+        ax0.set_title("refinement: level per harmonic", fontsize=10)
+    ax, ax2 = axes[-2], axes[-1]
     f = band_centres_hz()
     env = np.asarray(cal["envelope_db"])
     ax.axhline(0, color="#888", lw=1)
@@ -217,12 +230,13 @@ def calibration_plot(cal: dict[str, Any]) -> str:
     ax.set_xscale("log")
     ax.set_xlabel("Hz")
     ax.set_ylabel("dB")
-    ax.set_title("average gain per mel band (green: boosted, red: cut)", fontsize=10)
+    ax.set_title("correction: average gain per mel band", fontsize=10)
     scale = np.asarray(cal["scale"])[1:20]
     ax2.bar(np.arange(1, 20), scale, color=["#2e7d32" if s >= 1 else "#c62828" for s in scale])
     ax2.axhline(1, color="#888", lw=1)
     ax2.set_xlabel("cepstral coefficient")
-    ax2.set_title("spread over time, x (1 = unchanged)", fontsize=10)
+    ax2.set_title("correction: spread over time, x", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -244,10 +258,13 @@ def calibration_section(d: ReportData) -> str:
             "this report was made from an existing output.</p>"
         )
     lo, hi = cal["pitch_range"]
+    refined = cal.get("harmonic_db") is not None
     text = (
-        f"B's own notes ({cal['notes']}, MIDI {lo:.0f}-{hi:.0f}) were rendered with B's embedding and compared "
-        f"with B; the difference was applied to the output at strength {cal['strength']:.2f} (the share of "
-        "the notes within an octave of that range)."
+        f"B's own notes ({cal['notes']}, MIDI {lo:.0f}-{hi:.0f}) were rendered with B's embedding"
+        + (", the decoder's output refined until that rendering sounded like B," if refined else "")
+        + " and compared with B; the difference was applied to the output at strength "
+        + f"{cal['strength']:.2f} (the share of the notes within an octave of that range). Green: boosted, "
+        "red: cut."
     )
     return (
         f"<h2>Calibration</h2><p>{html.escape(text)}</p>"

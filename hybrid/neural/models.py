@@ -137,15 +137,24 @@ class WaveNetDecoder(nn.Module):
     def receptive_field_frames(self) -> int:
         return 1 + sum(d * (self.cfg.kernel_size - 1) for d in self.cfg.dilations)
 
-    def controls(self, cond: torch.Tensor, emb: torch.Tensor) -> dict[str, torch.Tensor]:
-        """cond (B, N_COND, frames), emb (B, embedding_dim) -> synth controls at frame rate."""
+    def features(self, cond: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """cond (B, N_COND, frames), emb (B, embedding_dim) -> the output layer's raw values
+        (B, 1 + n_harmonics + noise_bands, frames), before the synth controls' nonlinearities."""
         g, b = self.inp_film(emb)[:, :, None].chunk(2, dim=1)
         x = self.inp(cond) * (1 + g) + b
         skips = torch.zeros((), device=cond.device)
         for layer in self.layers:
             x, s = layer(x, emb)
             skips = skips + s
-        h = self.out2(F.relu(self.out1(F.relu(skips))))
+        return self.out2(F.relu(self.out1(F.relu(skips))))
+
+    def controls_from_features(
+        self, h: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Synth controls at frame rate from `features`; `offset` (1 + n_harmonics + noise_bands,) is added
+        to the raw values first (a timbre's refinement, hybrid.neural.refine)."""
+        if offset is not None:
+            h = h + offset[None, :, None]
         a = COND_CHANNELS.index("active")
         active = cond[:, a : a + 1]  # silence outside notes and their release tails
         amp = exp_sigmoid(h[:, :1] - 3.0) * active
@@ -153,20 +162,35 @@ class WaveNetDecoder(nn.Module):
         noise = exp_sigmoid(h[:, 1 + self.cfg.n_harmonics :] - 5.0) * active
         return {"amplitude": amp, "harmonics": dist, "noise": noise}
 
+    def controls(
+        self, cond: torch.Tensor, emb: torch.Tensor, offset: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """cond (B, N_COND, frames), emb (B, embedding_dim) -> synth controls at frame rate."""
+        return self.controls_from_features(self.features(cond, emb), cond, offset)
+
+    def synthesize(
+        self,
+        ctl: dict[str, torch.Tensor],
+        cond: torch.Tensor,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Synth controls -> audio (B, n_samples) at 16 kHz, at the f0 in cond's pitch channel."""
+        f0 = 440.0 * 2 ** ((cond[:, 0] * 24.0 + 60.0 - 69.0) / 12.0)
+        harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n_samples)
+        return harm + noise_synth(ctl["noise"], n_samples, generator)
+
     def forward(
         self,
         cond: torch.Tensor,
         emb: torch.Tensor,
         n_samples: int | None = None,
         generator: torch.Generator | None = None,
+        offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """-> audio (B, n_samples) at 16 kHz."""
         n = n_samples or cond.shape[-1] * FRAME_HOP
-        ctl = self.controls(cond, emb)
-        f0 = 440.0 * 2 ** ((cond[:, 0] * 24.0 + 60.0 - 69.0) / 12.0)
-        harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n)
-        noise = noise_synth(ctl["noise"], n, generator)
-        return harm + noise
+        return self.synthesize(self.controls(cond, emb, offset), cond, n, generator)
 
 
 def multi_resolution_stft_loss(

@@ -12,6 +12,8 @@ import numpy.typing as npt
 from hybrid.errors import HybridError
 from hybrid.neural.calibration import TimbreCorrection
 from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ, sequence_conditioning
+from hybrid.neural.refine import STEPS as REFINE_STEPS
+from hybrid.neural.refine import refine_offset
 from hybrid.notes import NoteSequence
 
 if TYPE_CHECKING:
@@ -28,18 +30,20 @@ VOICES_PER_BATCH = 8
 
 @dataclass(frozen=True)
 class Timbre:
-    """What a renderer takes from a timbre song: the encoder's embedding and, when calibrated, the correction
-    measured by resynthesising the song's own notes (hybrid.neural.calibration)."""
+    """What a renderer takes from a timbre song: the encoder's embedding and, when calibrated, what was fitted
+    by resynthesising the song's own notes: the decoder's output offset (hybrid.neural.refine) and then the
+    correction (hybrid.neural.calibration)."""
 
     embedding: npt.NDArray[np.float32]
     correction: TimbreCorrection | None = None
     calibration_notes: int = 0  # how many notes of the timbre song the correction was measured on
     pitch_range: tuple[float, float] | None = None  # lowest and highest of those notes (MIDI)
+    offset: npt.NDArray[np.float32] | None = None  # the decoder output offset fitted by hybrid.neural.refine
 
     def correction_strength(self, notes: NoteSequence) -> float:
         """How much of the correction to apply to these notes: the share of their duration that lies within
         CALIBRATION_RANGE_MARGIN semitones of the pitch range the correction was measured on."""
-        if self.correction is None or self.pitch_range is None or not notes.notes:
+        if (self.correction is None and self.offset is None) or self.pitch_range is None or not notes.notes:
             return 0.0
         lo, hi = (
             self.pitch_range[0] - CALIBRATION_RANGE_MARGIN,
@@ -114,9 +118,11 @@ class Renderer:
         calibrate: bool = True,
         transcriber: Transcriber | None = None,
         seed: int = 0,
+        refine_steps: int = REFINE_STEPS,
     ) -> Timbre:
-        """Embed a timbre song and, with `calibrate`, measure its correction: transcribe (the loudest
-        CALIBRATION_S of) the song, render those notes with the embedding, compare with the song."""
+        """Embed a timbre song and, with `calibrate`, fit it to the song: transcribe (the loudest
+        CALIBRATION_S of) the song, refine the decoder's output offset on those notes (`refine_steps` steps of
+        hybrid.neural.refine, 0 for none), render them, and measure the correction against the song."""
         emb = self.embed(audio_16k)
         if not calibrate or len(audio_16k) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
             return Timbre(emb)
@@ -126,10 +132,16 @@ class Renderer:
         notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
         if not notes.notes:
             return Timbre(emb)
-        resynth = self.render(notes, Timbre(emb), seed=seed)[: len(excerpt)]
-        pitches = [n.pitch_midi for n in notes.notes]
-        correction = TimbreCorrection.fit(excerpt, resynth)
-        return Timbre(emb, correction, len(notes), (min(pitches), max(pitches)))
+        pitches = (min(n.pitch_midi for n in notes.notes), max(n.pitch_midi for n in notes.notes))
+        offset = None
+        if refine_steps > 0:
+            fit = refine_offset(
+                self.decoder, sequence_conditioning(notes), emb, excerpt, self.device, refine_steps, seed
+            )
+            offset = None if fit is None else fit.offset
+        resynth = self.render(notes, Timbre(emb, offset=offset, pitch_range=pitches), seed=seed)
+        correction = TimbreCorrection.fit(excerpt, resynth[: len(excerpt)])
+        return Timbre(emb, correction, len(notes), pitches, offset)
 
     def render(
         self,
@@ -139,8 +151,8 @@ class Renderer:
         tail_s: float = 1.0,
     ) -> npt.NDArray[np.float32]:
         """Mono 16 kHz audio of the notes: each voice rendered by the decoder (in batches), summed, then
-        corrected when the timbre carries a calibration (as far as Timbre.correction_strength trusts it for
-        these notes). A bare embedding renders uncorrected."""
+        corrected when the timbre carries a calibration. The output offset and the correction are applied as
+        far as Timbre.correction_strength trusts them for these notes. A bare embedding renders as it is."""
         import torch
 
         if not isinstance(timbre, Timbre):
@@ -154,14 +166,17 @@ class Renderer:
             return out
         gen = torch.Generator(device="cpu").manual_seed(seed)
         emb = torch.tensor(embedding[None], device=self.device)
+        strength = timbre.correction_strength(notes)
+        offset = None
+        if timbre.offset is not None and strength > 0.0:
+            offset = torch.tensor(timbre.offset * strength, device=self.device)
         with torch.no_grad():
             for i in range(0, cond.shape[0], VOICES_PER_BATCH):
                 c = torch.tensor(cond[i : i + VOICES_PER_BATCH], device=self.device)
                 y = self.decoder(
-                    c, emb.expand(c.shape[0], -1), n_samples, gen if self.device == "cpu" else None
+                    c, emb.expand(c.shape[0], -1), n_samples, gen if self.device == "cpu" else None, offset
                 )  # type: ignore[operator]
                 out += y.sum(0).cpu().numpy()
-        strength = timbre.correction_strength(notes)
         if timbre.correction is None or strength <= 0.0:
             return out
         return timbre.correction.scaled(strength).apply(out)
