@@ -137,7 +137,8 @@ Calibrate = Annotated[
     bool,
     typer.Option(
         "--calibrate/--no-calibrate",
-        help="Correct the rendering by resynthesising B's own notes and comparing with B.",
+        help="Fit the rendering to B by resynthesising B's own notes: refine the decoder's output, then "
+        "correct the spectrum.",
     ),
 ]
 CheckpointOpt = Annotated[

@@ -29,7 +29,7 @@ class TransferOptions:
     seed: int = 0
     device: str = "auto"
     checkpoint: str | None = None  # None: the shipped default model
-    # Correct the rendering by resynthesising B's own notes (hybrid.neural.calibration).
+    # Fit the rendering to B by resynthesising its own notes (hybrid.neural.refine, then .calibration).
     calibrate: bool = True
     score: bool = True  # re-transcribe the output and score it against the rendered notes
 

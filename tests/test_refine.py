@@ -13,7 +13,7 @@ import torch
 
 from hybrid.neural.conditioning import sequence_conditioning
 from hybrid.neural.refine import refine_offset
-from hybrid.neural.render import Renderer, Timbre
+from hybrid.neural.render import Renderer, Timbre, probe_phrase
 from hybrid.notes import Note, NoteSequence
 from hybrid.timbre import mfcc_stats
 
@@ -93,3 +93,39 @@ def test_offset_applies_as_far_as_the_notes_are_in_range(renderer):
             torch.tensor(offset),
         )
     np.testing.assert_allclose(renderer.render(near, t), y.sum(0).numpy(), atol=1e-6)
+
+
+def test_probe_phrase_spans_the_range():
+    probe = probe_phrase((50.0, 100.0))
+    pitches = sorted(n.pitch_midi for n in probe.notes)
+    assert len(pitches) == 12 and pitches[0] == 50 and pitches[-1] == 96  # clipped to MIDI 96
+    onsets = [n.onset_s for n in probe.notes]
+    assert np.allclose(np.diff(onsets), 0.5) and all(n.duration_s == pytest.approx(0.4) for n in probe.notes)
+
+
+@pytest.mark.parametrize(
+    ("name", "harmonic", "kept"),
+    [
+        # Everything in the second harmonic: every note sounds an octave up, and the probe's notes are lost.
+        ("octave", 2, None),
+        # The fourth: at full strength extra notes two octaves up; at half strength the notes survive.
+        ("two octaves", 4, 0.5),
+        # A gentle tilt toward the low harmonics changes no note.
+        ("tilt", None, 1.0),
+    ],
+)
+def test_refinement_is_kept_only_as_far_as_the_notes_survive(renderer, transcriber, name, harmonic, kept):
+    cfg = renderer.decoder.cfg
+    emb = renderer.embed(np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR).astype(np.float32))
+    offset = np.zeros(1 + cfg.n_harmonics + cfg.noise_bands, np.float32)
+    if harmonic is None:
+        offset[1 : 1 + cfg.n_harmonics] = np.linspace(0.5, -0.5, cfg.n_harmonics)
+    else:
+        offset[1 : 1 + cfg.n_harmonics] = -2.0
+        offset[harmonic] = 2.0
+    out = renderer._keep_notes(emb, offset, (48.0, 72.0), transcriber, 0)
+    if kept is None:
+        assert out is None
+    else:
+        assert out is not None
+        np.testing.assert_allclose(out, offset * kept, rtol=1e-6)

@@ -14,7 +14,7 @@ from hybrid.neural.calibration import TimbreCorrection
 from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ, sequence_conditioning
 from hybrid.neural.refine import STEPS as REFINE_STEPS
 from hybrid.neural.refine import refine_offset
-from hybrid.notes import NoteSequence
+from hybrid.notes import Note, NoteSequence
 
 if TYPE_CHECKING:
     from hybrid.transcription import Transcriber
@@ -26,6 +26,9 @@ MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a c
 # proportion to the share of the notes (by duration) that lie there.
 CALIBRATION_RANGE_MARGIN = 12.0
 VOICES_PER_BATCH = 8
+# The refinement is kept only as far as a probe phrase of PROBE_NOTES notes still transcribes as its notes.
+PROBE_NOTES = 12
+PROBE_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,15 @@ class Timbre:
         dur = np.array([n.offset_s - n.onset_s for n in notes.notes])
         inside = np.array([lo <= n.pitch_midi <= hi for n in notes.notes])
         return float((dur * inside).sum() / max(dur.sum(), 1e-9))
+
+
+def probe_phrase(pitch_range: tuple[float, float]) -> NoteSequence:
+    """PROBE_NOTES notes spread over a pitch range (within MIDI 36-96), leaping back and forth, 0.5 s apart."""
+    lo, hi = max(36.0, pitch_range[0]), min(96.0, pitch_range[1])
+    hi = max(hi, lo)
+    ladder = np.round(np.linspace(lo, hi, PROBE_NOTES))
+    order = np.concatenate([ladder[0::2], ladder[1::2][::-1]])
+    return NoteSequence([Note(0.1 + 0.5 * i, 0.5 + 0.5 * i, float(p), 90) for i, p in enumerate(order)])
 
 
 def loudest_excerpt(audio: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
@@ -126,8 +138,9 @@ class Renderer:
         emb = self.embed(audio_16k)
         if not calibrate or len(audio_16k) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
             return Timbre(emb)
-        from hybrid.transcription import transcribe_audio
+        from hybrid.transcription import Transcriber, transcribe_audio
 
+        transcriber = transcriber or Transcriber()
         excerpt = loudest_excerpt(audio_16k, CALIBRATION_S)
         notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
         if not notes.notes:
@@ -138,10 +151,39 @@ class Renderer:
             fit = refine_offset(
                 self.decoder, sequence_conditioning(notes), emb, excerpt, self.device, refine_steps, seed
             )
-            offset = None if fit is None else fit.offset
+            if fit is not None:
+                offset = self._keep_notes(emb, fit.offset, pitches, transcriber, seed)
         resynth = self.render(notes, Timbre(emb, offset=offset, pitch_range=pitches), seed=seed)
         correction = TimbreCorrection.fit(excerpt, resynth[: len(excerpt)])
         return Timbre(emb, correction, len(notes), pitches, offset)
+
+    def _keep_notes(
+        self,
+        emb: npt.NDArray[np.float32],
+        offset: npt.NDArray[np.float32],
+        pitch_range: tuple[float, float],
+        transcriber: Transcriber,
+        seed: int,
+    ) -> npt.NDArray[np.float32] | None:
+        """The refinement's offset, or half of it, or None: the most of it with which a probe phrase across the
+        timbre song's range still transcribes as its notes (onset F1 within PROBE_TOLERANCE of the unrefined
+        rendering's). A faithful timbre can hide notes - a mallet's strong upper partials read as extra notes
+        three octaves up - and keeping A's notes comes first."""
+        from hybrid.metrics import note_scores
+        from hybrid.transcription import transcribe_audio
+
+        probe = probe_phrase(pitch_range)
+
+        def f1(timbre: Timbre) -> float:
+            y = self.render(probe, timbre, seed=seed)
+            est = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
+            return note_scores(probe, est).onset_f1
+
+        floor = f1(Timbre(emb)) - PROBE_TOLERANCE
+        for share in (1.0, 0.5):
+            if f1(Timbre(emb, pitch_range=pitch_range, offset=offset * share)) >= floor:
+                return (offset * share).astype(np.float32)
+        return None
 
     def render(
         self,
