@@ -40,7 +40,8 @@ def harmonic_synth(
     n_harm = amplitudes.shape[1]
     k = torch.arange(1, n_harm + 1, device=f0_hz.device, dtype=f0_hz.dtype)
     # Silence harmonics at or above Nyquist (per frame), before upsampling.
-    amplitudes = amplitudes * (f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2).to(amplitudes.dtype)
+    below = f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2  # (B, H, frames)
+    amplitudes = amplitudes * below.to(amplitudes.dtype)
     f0 = upsample(f0_hz[:, None, :], n_samples)[:, 0]
     phase = torch.cumsum(2 * math.pi * f0 / SAMPLE_RATE_HZ, dim=-1)
     if initial_phase is not None:
@@ -57,8 +58,11 @@ def harmonic_synth(
             if used.numel() == 0:
                 continue
             top = int(used.max()) + 1
-        else:
-            top = n_harm
+        else:  # training and refinement: skip the harmonics above Nyquist throughout (exactly zero)
+            used = torch.nonzero(below[:, :, lo:hi].any(dim=2).any(dim=0))
+            if used.numel() == 0:
+                continue
+            top = int(used.max()) + 1
         a = _frames_to_samples(amplitudes[:, :top], s, e)
         ph = phase[:, None, s:e] * k[None, :top, None]
         out[:, s:e] = (torch.sin(ph) * a).sum(dim=1)
