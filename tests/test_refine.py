@@ -129,3 +129,20 @@ def test_refinement_is_kept_only_as_far_as_the_notes_survive(renderer, transcrib
     else:
         assert out is not None
         np.testing.assert_allclose(out, offset * kept, rtol=1e-6)
+
+
+def test_written_out_adam_matches_torch():
+    from hybrid.neural.refine import LEARNING_RATE, _adam_step
+
+    torch.manual_seed(0)
+    a = torch.randn(7, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([b], lr=LEARNING_RATE)
+    moments = [(torch.zeros(7), torch.zeros(7))]
+    for t in range(1, 11):
+        for p in (a, b):
+            p.grad = None
+            (p**3 - 2 * p).sum().backward()
+        _adam_step([a], moments, t)
+        opt.step()
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
