@@ -1,4 +1,4 @@
-"""Shared fixtures: the test data folder, one basic-pitch session, ground-truth readers, synthetic audio."""
+"""Shared fixtures: the test data folder, one basic-pitch session, the shipped renderer, ground-truth readers, synthetic audio."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def transcriber():
     from hybrid.transcription import Transcriber
 
     return Transcriber()
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    """The shipped checkpoint on the CPU, loaded once for the session."""
+    from hybrid.neural.render import Renderer
+
+    return Renderer.load(None, "cpu")
 
 
 def read_madmom_notes(path: Path) -> NoteSequence:

@@ -13,7 +13,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from hybrid.neural.calibration import N_BANDS, TimbreCorrection
-from hybrid.neural.render import Renderer, Timbre, loudest_excerpt
+from hybrid.neural.render import Timbre, loudest_excerpt
 from hybrid.notes import Note, NoteSequence, read_midi
 from hybrid.timbre import mfcc_stats
 
@@ -112,11 +112,6 @@ def test_loudest_excerpt():
     ex = loudest_excerpt(y, 5.0)
     assert len(ex) == 5 * SR and ex.sum() == pytest.approx(2 * SR)
     assert loudest_excerpt(y[:SR], 5.0) is not None and len(loudest_excerpt(y[:SR], 5.0)) == SR
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    return Renderer.load(None, "cpu")
 
 
 def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber):

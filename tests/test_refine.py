@@ -13,16 +13,11 @@ import torch
 
 from hybrid.neural.conditioning import sequence_conditioning
 from hybrid.neural.refine import refine_offset
-from hybrid.neural.render import Renderer, Timbre, probe_phrase
+from hybrid.neural.render import Timbre, probe_phrase
 from hybrid.notes import Note, NoteSequence
 from hybrid.timbre import mfcc_stats
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    return Renderer.load(None, "cpu")
 
 
 def melody(pitches, start=0.1, step=0.4):

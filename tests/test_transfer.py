@@ -18,7 +18,6 @@ from hybrid.checkpoint import default_checkpoint_dir
 from hybrid.cli import app
 from hybrid.data.phrases import random_phrase
 from hybrid.metrics import note_scores
-from hybrid.neural.render import Renderer
 from hybrid.notes import Note, NoteSequence, read_midi
 from hybrid.timbre import mfcc_stats
 from hybrid.transcription import transcribe_audio
@@ -28,11 +27,6 @@ from .conftest import DATA, EXAMPLES
 runner = CliRunner()
 SR = 16000
 NSYNTH = {p.stem.split("_")[0]: p for p in sorted((DATA / "nsynth").glob("*.wav"))}
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    return Renderer.load(None, "cpu")
 
 
 def nsynth_embedding(renderer, family):

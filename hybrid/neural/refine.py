@@ -16,6 +16,7 @@ rendering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +26,8 @@ from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
     import torch
+
+    from hybrid.neural.models import WaveNetDecoder
 
 STEPS = 30
 LEARNING_RATE = 0.05
@@ -48,6 +51,7 @@ class RefineResult:
     loss_after: float
 
 
+@lru_cache(maxsize=1)
 def _mel_filters() -> dict[int, torch.Tensor]:
     import librosa
     import torch
@@ -90,7 +94,7 @@ def _adam_step(params: list[torch.Tensor], moments: list[tuple[torch.Tensor, tor
 
 
 def refine_offset(
-    decoder: object,
+    decoder: WaveNetDecoder,
     cond: npt.NDArray[np.float32],
     embedding: npt.NDArray[np.float32],
     target: npt.NDArray[np.float32],
@@ -112,14 +116,11 @@ def refine_offset(
         c_all = torch.tensor(cond[:, :, :n_frames], device=device)
         emb = torch.tensor(embedding[None], device=device)
         h_all = torch.cat(
-            [
-                decoder.features(c, emb.expand(c.shape[0], -1))  # type: ignore[attr-defined]
-                for c in c_all.split(batch_voices)
-            ]
+            [decoder.features(c, emb.expand(c.shape[0], -1)) for c in c_all.split(batch_voices)]
         )
     y_all = torch.tensor(np.asarray(target[: n_frames * FRAME_HOP], np.float32), device=device)
     # Crops start where the target is loud enough to teach something: the frames with the top half of energy.
-    energy = (y_all[: n_frames * FRAME_HOP].reshape(n_frames, FRAME_HOP) ** 2).mean(1).cpu().numpy()
+    energy = (y_all.reshape(n_frames, FRAME_HOP) ** 2).mean(1).cpu().numpy()
     window_energy = np.convolve(energy, np.ones(crop_frames), "valid")
     starts = np.flatnonzero(window_energy >= np.median(window_energy))
     filters = {n: fb.to(device) for n, fb in _mel_filters().items()}
@@ -136,8 +137,8 @@ def refine_offset(
         n = crop_frames * FRAME_HOP
         gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
         offset = LIMIT * torch.tanh(raw / LIMIT)
-        ctl = decoder.controls_from_features(h, c, offset)  # type: ignore[attr-defined]
-        y = decoder.synthesize(ctl, c, n, gen if device == "cpu" else None).sum(0)  # type: ignore[attr-defined]
+        ctl = decoder.controls_from_features(h, c, offset)
+        y = decoder.synthesize(ctl, c, n, gen if device == "cpu" else None).sum(0)
         loss = log_mel_distance(y * 10 ** (gain / 2), y_all[s * FRAME_HOP : s * FRAME_HOP + n], filters)
         raw.grad = gain.grad = None
         loss.backward()

@@ -17,6 +17,7 @@ from hybrid.neural.refine import refine_offset
 from hybrid.notes import Note, NoteSequence
 
 if TYPE_CHECKING:
+    from hybrid.neural.models import TimbreEncoder, WaveNetDecoder
     from hybrid.transcription import Transcriber
 
 EMBED_WINDOW_S = 20.0  # a long timbre song is embedded in 20 s windows, averaged by their energy
@@ -93,8 +94,8 @@ def pick_device(device: str) -> str:
 class Renderer:
     """A loaded checkpoint, ready to embed timbres and render notes."""
 
-    encoder: object
-    decoder: object
+    encoder: TimbreEncoder
+    decoder: WaveNetDecoder
     device: str
     provenance: dict
 
@@ -119,7 +120,7 @@ class Renderer:
                 if len(seg) < 4096:
                     seg = np.pad(seg, (0, 4096 - len(seg)))
                 x = torch.tensor(seg[None], dtype=torch.float32, device=self.device)
-                embs.append(self.encoder(x)[0].cpu().numpy())  # type: ignore[operator]
+                embs.append(self.encoder(x)[0].cpu().numpy())
                 weights.append(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-12)
         e = np.average(np.stack(embs), axis=0, weights=np.array(weights))
         return (e / (np.linalg.norm(e) + 1e-12)).astype(np.float32)
@@ -217,7 +218,7 @@ class Renderer:
                 c = torch.tensor(cond[i : i + VOICES_PER_BATCH], device=self.device)
                 y = self.decoder(
                     c, emb.expand(c.shape[0], -1), n_samples, gen if self.device == "cpu" else None, offset
-                )  # type: ignore[operator]
+                )
                 out += y.sum(0).cpu().numpy()
         if timbre.correction is None or strength <= 0.0:
             return out
