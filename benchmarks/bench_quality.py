@@ -104,7 +104,10 @@ def main() -> None:
             embeddings = timbres["melody"]
         for kind, song_list in songs.items():
             queries = {
-                "hybrid": [renderer.render(PHRASE, t) for t in timbres[kind]],
+                # as `hybrid transfer` renders: the refinement kept as far as the phrase's notes survive it
+                "hybrid": [
+                    renderer.render(PHRASE, renderer.keep_notes(PHRASE, t, tr)) for t in timbres[kind]
+                ],
                 "hybrid, embedding only (no calibration)": [
                     renderer.render(PHRASE, t.embedding) for t in timbres[kind]
                 ],
@@ -139,7 +142,7 @@ def main() -> None:
         _, prog, _ = insts[j]
         for kind, label in (("melody", "mono"), ("chords", "poly")):
             seq = random_phrase(rng, kind, 5.0, (48, 76), max_voices=4, min_ioi_s=0.25)
-            y_h = renderer.render(seq, embeddings[j])
+            y_h = renderer.render(seq, renderer.keep_notes(seq, embeddings[j], tr))
             y_f = true_sf.sequence(seq, 0, prog)
             survive[label]["hybrid"].append(
                 note_scores(seq, transcribe_audio(y_h, SR, transcriber=tr, with_tempo=False).notes).onset_f1

@@ -102,6 +102,7 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
         timbre_b = r.timbre(  # type: ignore[union-attr]
             b, system == "hybrid", systems.transcriber, systems.seed
         )
+        timbre_b = r.keep_notes(ta.notes, timbre_b, systems.transcriber, systems.seed)  # type: ignore[union-attr]
         out = loudness_normalize(r.render(ta.notes, timbre_b, seed=systems.seed))  # type: ignore[union-attr]
     elif system == "copy-a":
         out = a

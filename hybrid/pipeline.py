@@ -89,7 +89,8 @@ def render(
         raise HybridError(f"{notes}: holds no notes to render")
     b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
     r = renderer if isinstance(renderer, Renderer) else Renderer.load(checkpoint, device)
-    y = loudness_normalize(r.render(seq, r.timbre(b, calibrate, seed=seed), seed=seed))
+    timbre_b = r.timbre(b, calibrate, seed=seed)
+    y = loudness_normalize(r.render(seq, r.keep_notes(seq, timbre_b, seed=seed), seed=seed))
     if out is not None:
         save_audio(out, y, SAMPLE_RATE_HZ)
     return y
@@ -152,6 +153,7 @@ def transfer(
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
     step("embedding and calibrating the timbre song" if options.calibrate else "embedding the timbre song")
     timbre_b = renderer.timbre(b, options.calibrate, transcriber, options.seed)
+    timbre_b = renderer.keep_notes(notes, timbre_b, transcriber, options.seed)
     lap("embed")
     step("rendering")
     y = loudness_normalize(renderer.render(notes, timbre_b, seed=options.seed))

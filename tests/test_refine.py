@@ -13,7 +13,7 @@ import torch
 
 from hybrid.neural.conditioning import sequence_conditioning
 from hybrid.neural.refine import refine_offset
-from hybrid.neural.render import Timbre, probe_phrase
+from hybrid.neural.render import Timbre, check_window
 from hybrid.notes import Note, NoteSequence
 from hybrid.timbre import mfcc_stats
 
@@ -90,19 +90,34 @@ def test_offset_applies_as_far_as_the_notes_are_in_range(renderer):
     np.testing.assert_allclose(renderer.render(near, t), y.sum(0).numpy(), atol=1e-6)
 
 
-def test_probe_phrase_spans_the_range():
-    probe = probe_phrase((50.0, 100.0))
-    pitches = sorted(n.pitch_midi for n in probe.notes)
-    assert len(pitches) == 12 and pitches[0] == 50 and pitches[-1] == 96  # clipped to MIDI 96
-    onsets = [n.onset_s for n in probe.notes]
-    assert np.allclose(np.diff(onsets), 0.5) and all(n.duration_s == pytest.approx(0.4) for n in probe.notes)
+def test_check_window_is_the_busiest_stretch():
+    # Notes 3 s apart until 15 s (at most 3 in any 8 s), then eight 0.5 s apart from 20 s: the window is those
+    # eight, moved to start at 0.1 s.
+    sparse = [Note(3.0 * i, 3.0 * i + 0.3, 60.0, 90) for i in range(6)]
+    busy = [Note(20.0 + 0.5 * i, 20.3 + 0.5 * i, 62.0 + i, 90) for i in range(8)]
+    w = check_window(NoteSequence(sparse + busy), seconds=8.0)
+    assert [n.pitch_midi for n in w.notes] == [62.0 + i for i in range(8)]
+    assert w.notes[0].onset_s == pytest.approx(0.1) and w.notes[-1].offset_s == pytest.approx(0.1 + 3.5 + 0.3)
+    # A sequence shorter than the window is checked as it is, unmoved.
+    short = NoteSequence(busy)
+    assert check_window(short, seconds=8.0) is short
+
+
+# The notes checked: twelve across MIDI 48-72, leaping back and forth, 0.5 s apart.
+LADDER = np.round(np.linspace(48, 72, 12))
+CHECKED = NoteSequence(
+    [
+        Note(0.1 + 0.5 * i, 0.5 + 0.5 * i, float(p), 90)
+        for i, p in enumerate(np.concatenate([LADDER[0::2], LADDER[1::2][::-1]]))
+    ]
+)
 
 
 @pytest.mark.parametrize(
     ("name", "harmonic", "kept"),
     [
-        # Everything in the second harmonic: every note sounds an octave up, and the probe's notes are lost.
-        ("octave", 2, None),
+        # Everything in the second harmonic: every note sounds an octave up, and the notes are lost.
+        ("octave", 2, 0.0),
         # The fourth: at full strength extra notes two octaves up; at half strength the notes survive.
         ("two octaves", 4, 0.5),
         # A gentle tilt toward the low harmonics changes no note.
@@ -118,12 +133,32 @@ def test_refinement_is_kept_only_as_far_as_the_notes_survive(renderer, transcrib
     else:
         offset[1 : 1 + cfg.n_harmonics] = -2.0
         offset[harmonic] = 2.0
-    out = renderer._keep_notes(emb, offset, (48.0, 72.0), transcriber, 0)
-    if kept is None:
-        assert out is None
+    timbre = Timbre(emb, pitch_range=(48.0, 72.0), offset=offset)
+    out = renderer.keep_notes(CHECKED, timbre, transcriber)
+    if kept == 0.0:
+        assert out.offset is None
     else:
-        assert out is not None
-        np.testing.assert_allclose(out, offset * kept, rtol=1e-6)
+        assert out.offset is not None
+        np.testing.assert_allclose(out.offset, offset * kept, rtol=1e-6)
+
+
+def test_dropping_the_offset_restores_the_correction_measured_without_it(renderer, transcriber):
+    from hybrid.audio import load_audio
+
+    from .conftest import EXAMPLES
+
+    b, _ = load_audio(EXAMPLES / "trumpet.ogg", sample_rate_hz=SR)
+    t = renderer.timbre(b, transcriber=transcriber)
+    assert t.offset is not None and t.correction is not None and t.unrefined_correction is not None
+    plain = t.with_offset_share(0.0)
+    assert plain.offset is None and plain.correction is t.unrefined_correction
+    # ... which is the correction of the decoder's own, unrefined resynthesis: calibrating without refinement.
+    unrefined = renderer.timbre(b, transcriber=transcriber, refine_steps=0)
+    assert unrefined.offset is None
+    np.testing.assert_allclose(plain.correction.envelope_db, unrefined.correction.envelope_db, atol=1e-5)
+    half = t.with_offset_share(0.5)
+    np.testing.assert_allclose(half.offset, 0.5 * t.offset, rtol=1e-6)
+    assert half.correction is t.correction
 
 
 def test_written_out_adam_matches_torch():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +14,7 @@ from hybrid.neural.calibration import TimbreCorrection
 from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ, sequence_conditioning
 from hybrid.neural.refine import STEPS as REFINE_STEPS
 from hybrid.neural.refine import refine_offset
-from hybrid.notes import Note, NoteSequence
+from hybrid.notes import NoteSequence
 
 if TYPE_CHECKING:
     from hybrid.neural.models import TimbreEncoder, WaveNetDecoder
@@ -27,9 +27,10 @@ MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a c
 # proportion to the share of the notes (by duration) that lie there.
 CALIBRATION_RANGE_MARGIN = 12.0
 VOICES_PER_BATCH = 8
-# The refinement is kept only as far as a probe phrase of PROBE_NOTES notes still transcribes as its notes.
-PROBE_NOTES = 12
-PROBE_TOLERANCE = 0.02
+# The refinement is kept only as far as the notes being rendered still transcribe as themselves: checked on the
+# CHECK_S window that holds most of their onsets, within CHECK_TOLERANCE of the onset F1 without the refinement.
+CHECK_S = 8.0
+CHECK_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ class Timbre:
     calibration_notes: int = 0  # how many notes of the timbre song the correction was measured on
     pitch_range: tuple[float, float] | None = None  # lowest and highest of those notes (MIDI)
     offset: npt.NDArray[np.float32] | None = None  # the decoder output offset fitted by hybrid.neural.refine
+    # the correction measured without the offset: what Renderer.keep_notes falls back to when it drops the offset
+    unrefined_correction: TimbreCorrection | None = None
+
+    def with_offset_share(self, share: float) -> Timbre:
+        """This timbre with `share` of its refinement offset; at 0 without it (and with the correction that was
+        measured without it)."""
+        if self.offset is None or share >= 1.0:
+            return self
+        if share <= 0.0:
+            return replace(self, offset=None, correction=self.unrefined_correction)
+        return replace(self, offset=(self.offset * share).astype(np.float32))
 
     def correction_strength(self, notes: NoteSequence) -> float:
         """How much of the correction to apply to these notes: the share of their duration that lies within
@@ -58,13 +70,23 @@ class Timbre:
         return float((dur * inside).sum() / max(dur.sum(), 1e-9))
 
 
-def probe_phrase(pitch_range: tuple[float, float]) -> NoteSequence:
-    """PROBE_NOTES notes spread over a pitch range (within MIDI 36-96), leaping back and forth, 0.5 s apart."""
-    lo, hi = max(36.0, pitch_range[0]), min(96.0, pitch_range[1])
-    hi = max(hi, lo)
-    ladder = np.round(np.linspace(lo, hi, PROBE_NOTES))
-    order = np.concatenate([ladder[0::2], ladder[1::2][::-1]])
-    return NoteSequence([Note(0.1 + 0.5 * i, 0.5 + 0.5 * i, float(p), 90) for i, p in enumerate(order)])
+def check_window(notes: NoteSequence, seconds: float = CHECK_S) -> NoteSequence:
+    """The notes whose onsets fall in the `seconds`-long stretch that holds the most onsets, moved to start at
+    0.1 s (all of them, unmoved, when they span less)."""
+    onsets = np.array(sorted(n.onset_s for n in notes.notes))
+    if len(onsets) == 0 or onsets[-1] - onsets[0] < seconds:
+        # as they are: moved, the notes would fall differently on the frames and transcribe a little differently
+        return notes
+    counts = np.searchsorted(onsets, onsets + seconds) - np.arange(len(onsets))
+    t0 = float(onsets[int(np.argmax(counts))])
+    shift = 0.1 - t0
+    return NoteSequence(
+        [
+            replace(n, onset_s=n.onset_s + shift, offset_s=n.offset_s + shift)
+            for n in notes.notes
+            if t0 <= n.onset_s < t0 + seconds
+        ]
+    )
 
 
 def loudest_excerpt(audio: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
@@ -135,7 +157,8 @@ class Renderer:
     ) -> Timbre:
         """Embed a timbre song and, with `calibrate`, fit it to the song: transcribe (the loudest
         CALIBRATION_S of) the song, refine the decoder's output offset on those notes (`refine_steps` steps of
-        hybrid.neural.refine, 0 for none), render them, and measure the correction against the song."""
+        hybrid.neural.refine, 0 for none), render them, and measure the correction against the song (with the
+        offset, and without it for keep_notes to fall back to)."""
         emb = self.embed(audio_16k)
         if not calibrate or len(audio_16k) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
             return Timbre(emb)
@@ -153,38 +176,46 @@ class Renderer:
                 self.decoder, sequence_conditioning(notes), emb, excerpt, self.device, refine_steps, seed
             )
             if fit is not None:
-                offset = self._keep_notes(emb, fit.offset, pitches, transcriber, seed)
-        resynth = self.render(notes, Timbre(emb, offset=offset, pitch_range=pitches), seed=seed)
-        correction = TimbreCorrection.fit(excerpt, resynth[: len(excerpt)])
-        return Timbre(emb, correction, len(notes), pitches, offset)
+                offset = fit.offset
 
-    def _keep_notes(
+        def correction(off: npt.NDArray[np.float32] | None) -> TimbreCorrection | None:
+            resynth = self.render(notes, Timbre(emb, offset=off, pitch_range=pitches), seed=seed)
+            return TimbreCorrection.fit(excerpt, resynth[: len(excerpt)])
+
+        plain = correction(None)
+        if offset is None:
+            return Timbre(emb, plain, len(notes), pitches)
+        return Timbre(emb, correction(offset), len(notes), pitches, offset, plain)
+
+    def keep_notes(
         self,
-        emb: npt.NDArray[np.float32],
-        offset: npt.NDArray[np.float32],
-        pitch_range: tuple[float, float],
-        transcriber: Transcriber,
-        seed: int,
-    ) -> npt.NDArray[np.float32] | None:
-        """The refinement's offset, or half of it, or None: the most of it with which a probe phrase across the
-        timbre song's range still transcribes as its notes (onset F1 within PROBE_TOLERANCE of the unrefined
-        rendering's). A faithful timbre can hide notes - a mallet's strong upper partials read as extra notes
-        three octaves up - and keeping A's notes comes first."""
+        notes: NoteSequence,
+        timbre: Timbre,
+        transcriber: Transcriber | None = None,
+        seed: int = 0,
+    ) -> Timbre:
+        """The timbre with its refinement offset, half of it, or none: the most of it with which these notes
+        still transcribe as themselves (on their busiest CHECK_S, onset F1 within CHECK_TOLERANCE of the
+        rendering without the offset). A faithful timbre can hide notes - a mallet's strong upper partials read
+        as extra notes three octaves up - and keeping A's notes comes first."""
+        if timbre.offset is None or not notes.notes or timbre.correction_strength(notes) <= 0.0:
+            return timbre
         from hybrid.metrics import note_scores
-        from hybrid.transcription import transcribe_audio
+        from hybrid.transcription import Transcriber, transcribe_audio
 
-        probe = probe_phrase(pitch_range)
+        transcriber = transcriber or Transcriber()
+        window = check_window(notes)
 
-        def f1(timbre: Timbre) -> float:
-            y = self.render(probe, timbre, seed=seed)
+        def f1(t: Timbre) -> float:
+            y = self.render(window, t, seed=seed)
             est = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
-            return note_scores(probe, est).onset_f1
+            return note_scores(window, est).onset_f1
 
-        floor = f1(Timbre(emb)) - PROBE_TOLERANCE
+        floor = f1(timbre.with_offset_share(0.0)) - CHECK_TOLERANCE
         for share in (1.0, 0.5):
-            if f1(Timbre(emb, pitch_range=pitch_range, offset=offset * share)) >= floor:
-                return (offset * share).astype(np.float32)
-        return None
+            if f1(timbre.with_offset_share(share)) >= floor:
+                return timbre.with_offset_share(share)
+        return timbre.with_offset_share(0.0)
 
     def render(
         self,
