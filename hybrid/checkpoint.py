@@ -16,6 +16,7 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+PENDING = ".next"  # a checkpoint being saved is written as NAME.next first, then renamed
 
 
 @dataclass
@@ -45,7 +46,10 @@ def _sha256(path: Path) -> str:
 def save_checkpoint(
     directory: str | os.PathLike[str], encoder: Any, decoder: Any, provenance: dict[str, Any]
 ) -> Path:
-    """Write weights, then config.json (which records the weights' sha256); each file atomically."""
+    """Write weights and config.json (which records the weights' sha256), so that a kill at any moment leaves a
+    loadable checkpoint: both are first written whole beside their final names (PENDING suffix), then renamed,
+    weights first. A kill between the two renames leaves config.json.next describing the new weights, and
+    load_checkpoint reads that."""
     from safetensors.torch import save_file
 
     from hybrid.audio import atomic_path
@@ -54,18 +58,31 @@ def save_checkpoint(
     d.mkdir(parents=True, exist_ok=True)
     tensors = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     tensors.update({f"decoder.{k}": v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()})
-    with atomic_path(d / WEIGHTS_NAME) as tmp:
+    weights, config_path = d / (WEIGHTS_NAME + PENDING), d / (CONFIG_NAME + PENDING)
+    with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp))
     config = {
         "format_version": FORMAT_VERSION,
         "encoder": asdict(encoder.cfg),
         "decoder": asdict(decoder.cfg),
-        "weights_sha256": _sha256(d / WEIGHTS_NAME),
+        "weights_sha256": _sha256(weights),
         "provenance": provenance,
     }
-    with atomic_path(d / CONFIG_NAME) as tmp:
+    with atomic_path(config_path) as tmp:
         tmp.write_text(json.dumps(config, indent=2))
+    os.replace(weights, d / WEIGHTS_NAME)
+    os.replace(config_path, d / CONFIG_NAME)
     return d
+
+
+def _pending_config(cfg_path: Path, digest: str) -> dict[str, Any] | None:
+    """config.json.next when it describes these weights: save_checkpoint was killed between its two renames."""
+    pending = cfg_path.with_name(cfg_path.name + PENDING)
+    try:
+        cfg = json.loads(pending.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return cfg if isinstance(cfg, dict) and cfg.get("weights_sha256") == digest else None
 
 
 def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str = "cpu") -> Checkpoint:
@@ -77,19 +94,26 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
 
     d = Path(directory) if directory else default_checkpoint_dir()
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
-    if not cfg_path.exists() or not w_path.exists():
+    if not w_path.exists() or not (cfg_path.exists() or cfg_path.with_name(CONFIG_NAME + PENDING).exists()):
         raise HybridError(f"{d}: not a hybrid checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HybridError(f"{cfg_path}: malformed JSON ({exc})") from None
+    digest = _sha256(w_path)
+    cfg = None
+    if cfg_path.exists():
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise HybridError(f"{cfg_path}: malformed JSON ({exc})") from None
+    if not isinstance(cfg, dict) or cfg.get("weights_sha256") != digest:
+        cfg = _pending_config(cfg_path, digest) or cfg
+    if not isinstance(cfg, dict):
+        raise HybridError(f"{d}: not a hybrid checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     version = cfg.get("format_version")
     if version not in SUPPORTED_VERSIONS:
         raise HybridError(
             f"{cfg_path}: checkpoint format version {version!r} is not supported by this hybrid "
             f"(supported: {', '.join(map(str, SUPPORTED_VERSIONS))})"
         )
-    if cfg.get("weights_sha256") != _sha256(w_path):
+    if cfg.get("weights_sha256") != digest:
         raise HybridError(
             f"{w_path}: does not match {CONFIG_NAME} (sha256 differs): mixed or damaged checkpoint"
         )

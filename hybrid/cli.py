@@ -384,7 +384,7 @@ def train(
 
         if not torch.cuda.is_available():
             raise HybridError("--device cuda: no CUDA GPU is available here")
-    if not resume and (out / "training_state.json").exists():
+    if not resume and any((out / n).exists() for n in ("training_state.json", "training_state.safetensors")):
         raise HybridError(
             f"{out}: holds a training run already (use --resume to continue it, or another --out)"
         )

@@ -230,8 +230,6 @@ def save_training_state(
                 tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
             else:
                 scalars[f"{pid}.{k}"] = v
-    with atomic_path(out / STATE_TENSORS) as tmp:
-        save_file(tensors, str(tmp))
     doc = {
         "stage": stage,
         "step": step,
@@ -239,14 +237,35 @@ def save_training_state(
         "param_groups": st["param_groups"],
         **extra,
     }
+    # One file holds the tensors and, in its metadata, the progress that goes with them: a kill at any moment
+    # leaves the old state or the new one, never the tensors of one step with the progress of another.
+    # training_state.json is a copy of the progress for people to read.
+    with atomic_path(out / STATE_TENSORS) as tmp:
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(doc)})
     with atomic_path(out / STATE_JSON) as tmp:
         tmp.write_text(json.dumps(doc))
+
+
+def read_training_progress(out: Path) -> dict[str, Any]:
+    """Stage, step, history and optimiser settings of the saved training state (from the state file itself)."""
+    from safetensors import safe_open
+
+    path = out / STATE_TENSORS
+    if not path.exists():
+        raise HybridError(f"{out}: nothing to resume (no {STATE_TENSORS})")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "state" in meta:
+        return dict(json.loads(meta["state"]))
+    return dict(
+        json.loads((out / STATE_JSON).read_text())
+    )  # saved by hybrid before the progress moved inside
 
 
 def load_training_state(out: Path, models: dict[str, Any], optim: Any | None) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    doc = json.loads((out / STATE_JSON).read_text())
+    doc = read_training_progress(out)
     tensors = load_file(str(out / STATE_TENSORS))
     for name, m in models.items():
         prefix = f"model.{name}."
@@ -405,9 +424,7 @@ def train(
     if dist.world > 1 and cfg.encoder_finetune_lr > 0:
         raise HybridError("encoder_finetune_lr needs a single process for now (run without torchrun)")
     if resume:
-        if not (out_dir / STATE_JSON).exists():
-            raise HybridError(f"{out_dir}: nothing to resume (no {STATE_JSON})")
-        doc = json.loads((out_dir / STATE_JSON).read_text())
+        doc = read_training_progress(out_dir)
         stage, step, history = doc["stage"], doc["step"], doc.get("history", {})
         elapsed_before = doc.get("wall_s", 0.0)
         log(f"resuming the {stage} stage at step {step}")
@@ -498,7 +515,7 @@ def train(
         groups.append({"params": list(encoder.parameters()), "base_lr": cfg.encoder_finetune_lr})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-5)
     if resume:
-        doc = json.loads((out_dir / STATE_JSON).read_text())
+        doc = read_training_progress(out_dir)
         if doc["stage"] == "decoder" and doc["step"] > 0:
             load_training_state(out_dir, {"encoder": encoder, "decoder": decoder}, opt)
             step = doc["step"]

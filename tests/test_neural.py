@@ -97,6 +97,44 @@ def test_decoder_shapes_receptive_field_and_silence():
     assert torch.all(y[0, : int(0.45 * 16000)] == 0)  # nothing sounds before the note
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL at one chosen point: nothing after it runs."""
+
+
+def kill_at_rename(monkeypatch, name: str) -> None:
+    """Kill the process just before a file is renamed onto `name`."""
+    import os
+
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(str(dst)) == name:
+            raise Killed
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("killed_before", ["model.safetensors.next", "model.safetensors", "config.json"])
+def test_checkpoint_killed_while_saving_still_loads(tmp_path, monkeypatch, killed_before):
+    enc, dec = TimbreEncoder(TINY_ENC), WaveNetDecoder(TINY_DEC)
+    d = save_checkpoint(tmp_path / "ck", enc, dec, {"steps": 5})
+    new_dec = WaveNetDecoder(TINY_DEC)  # other weights: the save at step 10
+    with monkeypatch.context() as m:
+        kill_at_rename(m, killed_before)
+        with pytest.raises(Killed):
+            save_checkpoint(d, enc, new_dec, {"steps": 10})
+    ck = load_checkpoint(d)
+    # Killed before the new weights were in place: the old checkpoint, whole. After: the new one, whole.
+    expected, steps = (new_dec, 10) if killed_before == "config.json" else (dec, 5)
+    assert ck.provenance == {"steps": steps}
+    for a, b in zip(expected.state_dict().values(), ck.decoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # The next save completes and replaces everything.
+    save_checkpoint(d, enc, new_dec, {"steps": 15})
+    assert load_checkpoint(d).provenance == {"steps": 15} and not (d / "config.json.next").exists()
+
+
 def test_encoder_any_length_unit_norm():
     enc = TimbreEncoder(TINY_ENC).eval()
     with torch.no_grad():

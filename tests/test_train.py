@@ -14,7 +14,15 @@ import pytest
 
 from hybrid.checkpoint import load_checkpoint
 from hybrid.errors import HybridError
-from hybrid.train import TrainConfig, apply_eq, load_train_config, train
+from hybrid.train import (
+    TrainConfig,
+    apply_eq,
+    load_train_config,
+    load_training_state,
+    read_training_progress,
+    save_training_state,
+    train,
+)
 
 from .conftest import TINY_TRAIN_CONFIG
 
@@ -104,7 +112,7 @@ def test_killed_run_resumes_and_loses_at_most_checkpoint_every(tiny_dataset, tmp
     proc = subprocess.Popen(
         _cmd(tiny_dataset, out, cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    state = out / "training_state.json"
+    state = out / "training_state.json"  # progress for people to read, a copy of the state file's own
     deadline = time.time() + 120
     seen = 0
     while time.time() < deadline:
@@ -118,7 +126,7 @@ def test_killed_run_resumes_and_loses_at_most_checkpoint_every(tiny_dataset, tmp
     proc.wait()
     assert seen >= 20
     # The files on disk are whole: the checkpoint loads, and its step is within 5 of where the run was.
-    killed_at = json.loads(state.read_text())["step"]
+    killed_at = read_training_progress(out)["step"]
     assert killed_at >= seen
     load_checkpoint(out)
     # Without --resume the run refuses to clobber it; with --resume it continues from killed_at.
@@ -133,7 +141,7 @@ def test_killed_run_resumes_and_loses_at_most_checkpoint_every(tiny_dataset, tmp
     )
     assert r.returncode == 0, r.stderr
     assert f"resuming the decoder stage at step {killed_at}" in r.stderr
-    assert json.loads(state.read_text())["step"] == killed_at + 10
+    assert json.loads(state.read_text())["step"] == read_training_progress(out)["step"] == killed_at + 10
     assert load_checkpoint(out).provenance["decoder_steps"] == killed_at + 10
 
 
@@ -165,3 +173,35 @@ def test_torchrun_two_cpu_processes_gloo(tiny_dataset, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     ck = load_checkpoint(out)
     assert ck.provenance["decoder_steps"] == 6 and "2 process(es)" in ck.provenance["hardware"]
+
+
+def test_training_state_killed_between_its_two_files_resumes_consistently(tmp_path, monkeypatch):
+    import torch
+
+    from .test_neural import Killed, kill_at_rename
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+
+    def step() -> None:
+        opt.zero_grad()
+        model(torch.ones(1, 3)).sum().backward()
+        opt.step()
+
+    step()
+    save_training_state(tmp_path, "decoder", 5, {"m": model}, opt, {"history": {"a": [5]}})
+    step()
+    at_10 = {k: v.clone() for k, v in model.state_dict().items()}
+    with monkeypatch.context() as m:
+        kill_at_rename(m, "training_state.json")  # the tensors of step 10 are in place, the JSON copy is not
+        with pytest.raises(Killed):
+            save_training_state(tmp_path, "decoder", 10, {"m": model}, opt, {"history": {"a": [5, 10]}})
+    assert json.loads((tmp_path / "training_state.json").read_text())["step"] == 5  # the stale copy
+    progress = read_training_progress(tmp_path)
+    assert (progress["step"], progress["history"]) == (10, {"a": [5, 10]})
+    fresh = torch.nn.Linear(3, 2)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    load_training_state(tmp_path, {"m": fresh}, fresh_opt)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, at_10[k])
+    assert fresh_opt.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"] == 2
