@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hybrid.audio import loudness_normalize  # noqa: E402
 from hybrid.baselines import GMLookup  # noqa: E402
 from hybrid.data.nsynth import NSynthReader  # noqa: E402
 from hybrid.data.phrases import random_phrase  # noqa: E402
@@ -142,8 +143,9 @@ def main() -> None:
         _, prog, _ = insts[j]
         for kind, label in (("melody", "mono"), ("chords", "poly")):
             seq = random_phrase(rng, kind, 5.0, (48, 76), max_voices=4, min_ioi_s=0.25)
-            y_h = renderer.render(seq, renderer.keep_notes(seq, embeddings[j], tr))
-            y_f = true_sf.sequence(seq, 0, prog)
+            # both transcribed as they would be written to a file (loudness-normalised)
+            y_h = loudness_normalize(renderer.render(seq, renderer.keep_notes(seq, embeddings[j], tr)))
+            y_f = loudness_normalize(true_sf.sequence(seq, 0, prog))
             survive[label]["hybrid"].append(
                 note_scores(seq, transcribe_audio(y_h, SR, transcriber=tr, with_tempo=False).notes).onset_f1
             )
