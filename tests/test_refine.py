@@ -156,9 +156,15 @@ def test_dropping_the_offset_restores_the_correction_measured_without_it(rendere
     unrefined = renderer.timbre(b, transcriber=transcriber, refine_steps=0)
     assert unrefined.offset is None
     np.testing.assert_allclose(plain.correction.envelope_db, unrefined.correction.envelope_db, atol=1e-5)
+    # Half the offset comes with the correction of the resynthesis with half the offset, which differs from both.
     half = t.with_offset_share(0.5)
     np.testing.assert_allclose(half.offset, 0.5 * t.offset, rtol=1e-6)
-    assert half.correction is t.correction
+    assert half.correction is t.half_correction
+    for other in (t.correction, t.unrefined_correction):
+        assert np.abs(half.correction.envelope_db - other.envelope_db).max() > 0.1
+    assert t.with_offset_share(1.0) is t
+    with pytest.raises(ValueError):
+        t.with_offset_share(0.3)
 
 
 def test_written_out_adam_matches_torch():

@@ -46,17 +46,20 @@ class Timbre:
     calibration_notes: int = 0  # how many notes of the timbre song the correction was measured on
     pitch_range: tuple[float, float] | None = None  # lowest and highest of those notes (MIDI)
     offset: npt.NDArray[np.float32] | None = None  # the decoder output offset fitted by hybrid.neural.refine
-    # the correction measured without the offset: what Renderer.keep_notes falls back to when it drops the offset
+    # the corrections measured with half of the offset and without it, for Renderer.keep_notes to fall back to
+    half_correction: TimbreCorrection | None = None
     unrefined_correction: TimbreCorrection | None = None
 
     def with_offset_share(self, share: float) -> Timbre:
-        """This timbre with `share` of its refinement offset; at 0 without it (and with the correction that was
-        measured without it)."""
-        if self.offset is None or share >= 1.0:
+        """This timbre with all, half or none of its refinement offset (share 1, 0.5 or 0), each with the
+        correction that was measured with that much of it."""
+        if self.offset is None or share == 1.0:
             return self
-        if share <= 0.0:
+        if share == 0.0:
             return replace(self, offset=None, correction=self.unrefined_correction)
-        return replace(self, offset=(self.offset * share).astype(np.float32))
+        if share == 0.5:
+            return replace(self, offset=(self.offset * 0.5).astype(np.float32), correction=self.half_correction)
+        raise ValueError(f"offset share must be 1, 0.5 or 0, got {share}")
 
     def correction_strength(self, notes: NoteSequence) -> float:
         """How much of the correction to apply to these notes: the share of their duration that lies within
@@ -160,7 +163,7 @@ class Renderer:
         """Embed a timbre song and, with `calibrate`, fit it to the song: transcribe (the loudest
         CALIBRATION_S of) the song, refine the decoder's output offset on those notes (`refine_steps` steps of
         hybrid.neural.refine, 0 for none), render them, and measure the correction against the song (with the
-        offset, and without it for keep_notes to fall back to)."""
+        whole offset, with half of it and without it, for keep_notes to choose from)."""
         emb = self.embed(audio_16k)
         if not calibrate or len(audio_16k) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
             return Timbre(emb)
@@ -187,7 +190,8 @@ class Renderer:
         plain = correction(None)
         if offset is None:
             return Timbre(emb, plain, len(notes), pitches)
-        return Timbre(emb, correction(offset), len(notes), pitches, offset, plain)
+        half = correction((offset * 0.5).astype(np.float32))
+        return Timbre(emb, correction(offset), len(notes), pitches, offset, half, plain)
 
     def keep_notes(
         self,
