@@ -232,9 +232,9 @@ def test_render_midi_and_python_api(tmp_path):
 # Measured with the shipped checkpoint (9,000 decoder steps) and the calibration by resynthesis (refinement
 # and correction) on 2026-11-26, then lowered by about 0.05 so that float differences between CPUs do not fail
 # the suite. Measured: mono guitar 0.95, string 1.00, reed 1.00; poly (one 3-voice chord phrase, 14 notes)
-# guitar 0.519, string 0.963, reed 0.963 (0.929 without the calibration). Transfer: 0.923 on 2026-11-27 with
-# the refinement checked on the trumpet phrase's own notes (0.800 with the earlier probe guard, 0.880 with
-# --no-calibrate). The check transcribes the same 12 notes, so this score is partly chosen by it: the floor
+# guitar 0.519, string 0.963, reed 0.963 (0.929 without the calibration). Transfer: 0.960 on 2026-11-27 with
+# the refinement checked on the trumpet phrase's own notes (0.923 before a halved offset had its own correction,
+# 0.800 with the earlier probe guard, 0.880 with --no-calibrate); the floor allows one note more or less. The check transcribes the same 12 notes, so this score is partly chosen by it: the floor
 # guards the check as much as the renderer.
 MONO_FLOOR = {"guitar": 0.90, "string": 0.95, "reed": 0.95}
 POLY_FLOOR = {"guitar": 0.47, "string": 0.91, "reed": 0.91}

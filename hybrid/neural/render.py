@@ -58,7 +58,9 @@ class Timbre:
         if share == 0.0:
             return replace(self, offset=None, correction=self.unrefined_correction)
         if share == 0.5:
-            return replace(self, offset=(self.offset * 0.5).astype(np.float32), correction=self.half_correction)
+            return replace(
+                self, offset=(self.offset * 0.5).astype(np.float32), correction=self.half_correction
+            )
         raise ValueError(f"offset share must be 1, 0.5 or 0, got {share}")
 
     def correction_strength(self, notes: NoteSequence) -> float:
