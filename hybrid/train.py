@@ -255,11 +255,9 @@ def read_training_progress(out: Path) -> dict[str, Any]:
         raise HybridError(f"{out}: nothing to resume (no {STATE_TENSORS})")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    if "state" in meta:
-        return dict(json.loads(meta["state"]))
-    return dict(
-        json.loads((out / STATE_JSON).read_text())
-    )  # saved by hybrid before the progress moved inside
+    # A state saved before the progress moved into the state file has it in the JSON only.
+    text = meta["state"] if "state" in meta else (out / STATE_JSON).read_text()
+    return dict(json.loads(text))
 
 
 def load_training_state(out: Path, models: dict[str, Any], optim: Any | None) -> dict[str, Any]:

@@ -203,9 +203,10 @@ class Renderer:
         seed: int = 0,
     ) -> Timbre:
         """The timbre with its refinement offset, half of it, or none: the most of it with which these notes
-        still transcribe as themselves (their busiest CHECK_S, loudness-normalised as hybrid writes it, onset F1
-        within CHECK_TOLERANCE of the rendering without the offset). A faithful timbre can hide notes - a mallet's strong upper partials read
-        as extra notes three octaves up - and keeping A's notes comes first."""
+        still transcribe as themselves (their busiest CHECK_S, loudness-normalised as hybrid writes it, onset
+        F1 within CHECK_TOLERANCE of the rendering without the offset). A faithful timbre can hide notes - a
+        mallet's strong upper partials read as extra notes three octaves up - and keeping A's notes comes
+        first."""
         if timbre.offset is None or not notes.notes or timbre.correction_strength(notes) <= 0.0:
             return timbre
         from hybrid.audio import loudness_normalize
