@@ -153,8 +153,11 @@ def transfer(
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
     step("embedding and calibrating the timbre song" if options.calibrate else "embedding the timbre song")
     timbre_b = renderer.timbre(b, options.calibrate, transcriber, options.seed)
-    timbre_b = renderer.keep_notes(notes, timbre_b, transcriber, options.seed)
     lap("embed")
+    if timbre_b.offset is not None:
+        step("checking that the notes survive the refined timbre")
+        timbre_b = renderer.keep_notes(notes, timbre_b, transcriber, options.seed)
+        lap("check")
     step("rendering")
     y = loudness_normalize(renderer.render(notes, timbre_b, seed=options.seed))
     lap("render")
