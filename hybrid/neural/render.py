@@ -185,15 +185,15 @@ class Renderer:
             if fit is not None:
                 offset = fit.offset
 
-        def correction(off: npt.NDArray[np.float32] | None) -> TimbreCorrection | None:
-            resynth = self.render(notes, Timbre(emb, offset=off, pitch_range=pitches), seed=seed)
-            return TimbreCorrection.fit(excerpt, resynth[: len(excerpt)])
-
-        plain = correction(None)
         if offset is None:
-            return Timbre(emb, plain, len(notes), pitches)
-        half = correction((offset * 0.5).astype(np.float32))
-        return Timbre(emb, correction(offset), len(notes), pitches, offset, half, plain)
+            (resynth,) = self._mixes(notes, emb, [None], seed)
+            return Timbre(emb, TimbreCorrection.fit(excerpt, resynth[: len(excerpt)]), len(notes), pitches)
+        # one run of the network for the three resyntheses: with the whole offset, half of it, none
+        full, half, plain = (
+            TimbreCorrection.fit(excerpt, y[: len(excerpt)])
+            for y in self._mixes(notes, emb, [offset, (offset * 0.5).astype(np.float32), None], seed)
+        )
+        return Timbre(emb, full, len(notes), pitches, offset, half, plain)
 
     def keep_notes(
         self,
@@ -228,6 +228,37 @@ class Renderer:
                 return timbre.with_offset_share(share)
         return timbre.with_offset_share(0.0)
 
+    def _mixes(
+        self,
+        notes: NoteSequence,
+        embedding: npt.NDArray[np.float32],
+        offsets: list[npt.NDArray[np.float32] | None],
+        seed: int = 0,
+        tail_s: float = 1.0,
+    ) -> list[npt.NDArray[np.float32]]:
+        """The decoder's mix of the notes' voices (uncorrected) once per output offset. The network runs once per
+        batch of voices; each offset re-applies only the output layer and the synth, with its own noise
+        generator seeded alike, so each mix is what rendering with that offset alone gives."""
+        import torch
+
+        cond = sequence_conditioning(notes, tail_s=tail_s)
+        n_samples = cond.shape[-1] * FRAME_HOP
+        outs = [np.zeros(n_samples, np.float32) for _ in offsets]
+        if cond.shape[0] == 0:
+            return outs
+        gens = [torch.Generator(device="cpu").manual_seed(seed) for _ in offsets]
+        emb = torch.tensor(embedding[None], device=self.device)
+        offs = [None if o is None else torch.tensor(o, device=self.device) for o in offsets]
+        with torch.no_grad():
+            for i in range(0, cond.shape[0], VOICES_PER_BATCH):
+                c = torch.tensor(cond[i : i + VOICES_PER_BATCH], device=self.device)
+                h = self.decoder.features(c, emb.expand(c.shape[0], -1))
+                for out, off, gen in zip(outs, offs, gens, strict=True):
+                    ctl = self.decoder.controls_from_features(h, c, off)
+                    y = self.decoder.synthesize(ctl, c, n_samples, gen if self.device == "cpu" else None)
+                    out += y.sum(0).cpu().numpy()
+        return outs
+
     def render(
         self,
         notes: NoteSequence,
@@ -238,30 +269,11 @@ class Renderer:
         """Mono 16 kHz audio of the notes: each voice rendered by the decoder (in batches), summed, then
         corrected when the timbre carries a calibration. The output offset and the correction are applied as
         far as Timbre.correction_strength trusts them for these notes. A bare embedding renders as it is."""
-        import torch
-
         if not isinstance(timbre, Timbre):
             timbre = Timbre(np.asarray(timbre, np.float32))
-        embedding = timbre.embedding
-
-        cond = sequence_conditioning(notes, tail_s=tail_s)
-        n_samples = cond.shape[-1] * FRAME_HOP
-        out = np.zeros(n_samples, np.float32)
-        if cond.shape[0] == 0:
-            return out
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        emb = torch.tensor(embedding[None], device=self.device)
         strength = timbre.correction_strength(notes)
-        offset = None
-        if timbre.offset is not None and strength > 0.0:
-            offset = torch.tensor(timbre.offset * strength, device=self.device)
-        with torch.no_grad():
-            for i in range(0, cond.shape[0], VOICES_PER_BATCH):
-                c = torch.tensor(cond[i : i + VOICES_PER_BATCH], device=self.device)
-                y = self.decoder(
-                    c, emb.expand(c.shape[0], -1), n_samples, gen if self.device == "cpu" else None, offset
-                )
-                out += y.sum(0).cpu().numpy()
+        offset = timbre.offset * strength if timbre.offset is not None and strength > 0.0 else None
+        (out,) = self._mixes(notes, timbre.embedding, [offset], seed, tail_s)
         if timbre.correction is None or strength <= 0.0:
             return out
         return timbre.correction.scaled(strength).apply(out)

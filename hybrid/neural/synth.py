@@ -52,17 +52,16 @@ def harmonic_synth(
     for s in range(0, n_samples, CHUNK_SAMPLES):
         e = min(n_samples, s + CHUNK_SAMPLES)
         lo, hi = max(0, s // FRAME_HOP - 1), min(amplitudes.shape[-1], e // FRAME_HOP + 2)
-        block = amplitudes[:, :, lo:hi]
-        if rendering:  # skip silent chunks and the harmonics that stay inaudible in this one
-            used = torch.nonzero(block.amax(dim=(0, 2)) > INAUDIBLE)
-            if used.numel() == 0:
-                continue
-            top = int(used.max()) + 1
-        else:  # training and refinement: skip the harmonics above Nyquist throughout (exactly zero)
-            used = torch.nonzero(below[:, :, lo:hi].any(dim=2).any(dim=0))
-            if used.numel() == 0:
-                continue
-            top = int(used.max()) + 1
+        # Rendering skips silent chunks and the harmonics that stay inaudible in this one; with gradients
+        # (training, refinement) only those above Nyquist throughout the chunk, which are exactly zero.
+        if rendering:
+            kept = amplitudes[:, :, lo:hi].amax(dim=(0, 2)) > INAUDIBLE
+        else:
+            kept = below[:, :, lo:hi].any(dim=2).any(dim=0)
+        used = torch.nonzero(kept)
+        if used.numel() == 0:
+            continue
+        top = int(used.max()) + 1
         a = _frames_to_samples(amplitudes[:, :top], s, e)
         ph = phase[:, None, s:e] * k[None, :top, None]
         out[:, s:e] = (torch.sin(ph) * a).sum(dim=1)
