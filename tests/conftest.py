@@ -34,6 +34,24 @@ def renderer():
     return Renderer.load(None, "cpu")
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL at one chosen point: nothing after it runs."""
+
+
+def kill_at_rename(monkeypatch, name: str) -> None:
+    """Kill the process just before a file is renamed onto `name`."""
+    import os
+
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(str(dst)) == name:
+            raise Killed
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
 def read_madmom_notes(path: Path) -> NoteSequence:
     """madmom's `.notes`: onset_s  midi_pitch  duration_s  velocity."""
     notes = []

@@ -22,6 +22,8 @@ from hybrid.neural.models import DecoderConfig, EncoderConfig, TimbreEncoder, Wa
 from hybrid.neural.synth import harmonic_synth, noise_synth
 from hybrid.notes import Note, NoteSequence
 
+from .conftest import Killed, kill_at_rename
+
 TINY_ENC = EncoderConfig(channels=16, layers=2, embedding_dim=8)
 TINY_DEC = DecoderConfig(channels=8, skip_channels=8, dilations=(1, 2), n_harmonics=4, embedding_dim=8)
 
@@ -95,24 +97,6 @@ def test_decoder_shapes_receptive_field_and_silence():
     y = dec(cond, torch.nn.functional.normalize(torch.randn(1, 8), dim=1))
     assert y.shape == (1, cond.shape[-1] * 64)
     assert torch.all(y[0, : int(0.45 * 16000)] == 0)  # nothing sounds before the note
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL at one chosen point: nothing after it runs."""
-
-
-def kill_at_rename(monkeypatch, name: str) -> None:
-    """Kill the process just before a file is renamed onto `name`."""
-    import os
-
-    real = os.replace
-
-    def replace(src, dst):
-        if os.path.basename(str(dst)) == name:
-            raise Killed
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
 
 
 @pytest.mark.parametrize("killed_before", ["model.safetensors.next", "model.safetensors", "config.json"])

@@ -24,7 +24,7 @@ from hybrid.train import (
     train,
 )
 
-from .conftest import TINY_TRAIN_CONFIG
+from .conftest import TINY_TRAIN_CONFIG, Killed, kill_at_rename
 
 BIN = Path(sys.executable).parent
 
@@ -177,8 +177,6 @@ def test_torchrun_two_cpu_processes_gloo(tiny_dataset, tmp_path):
 
 def test_training_state_killed_between_its_two_files_resumes_consistently(tmp_path, monkeypatch):
     import torch
-
-    from .test_neural import Killed, kill_at_rename
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
