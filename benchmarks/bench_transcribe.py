@@ -1,6 +1,7 @@
 """Transcription speed and peak memory: hybrid (batched ONNX, lazy windows) vs upstream
-basic_pitch.inference.predict on the same ONNX model, on a 30 s and a 10-minute input; Rubber Band stretch
-time per minute of audio. Each measurement runs in a fresh process, so peak RSS is its own.
+basic_pitch.inference.predict on the same ONNX model, on a 30 s and a 10-minute input; hybrid's beat tracker
+(hybrid.beats) vs librosa.beat.beat_track inside the same transcription; Rubber Band stretch time per minute of
+audio. Each measurement runs in a fresh process, so peak RSS is its own.
 
     uv run python benchmarks/bench_transcribe.py
 """
@@ -25,6 +26,16 @@ logging.getLogger().setLevel(logging.ERROR)
 kind, path = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 if kind == "hybrid":
+    from hybrid.transcription import transcribe
+    n = len(transcribe(path).notes)
+elif kind == "hybrid-librosa-beats":
+    # the beats from librosa.beat.beat_track itself, as before hybrid.beats (same beats, tests/test_beats.py)
+    import hybrid.beats
+    def librosa_beats(env, frame_rate_hz, bpm):
+        import librosa.beat
+        sr = frame_rate_hz * 512
+        return librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=512, bpm=bpm)[1]
+    hybrid.beats.track_beats = librosa_beats
     from hybrid.transcription import transcribe
     n = len(transcribe(path).notes)
 elif kind == "hybrid-notes":
@@ -77,7 +88,7 @@ def main() -> None:
         run("hybrid", inputs["30 s"])  # warm numba's cache so the first row is not penalised
         rows = []
         for label, path in inputs.items():
-            for kind in ("hybrid", "hybrid-notes", "upstream"):
+            for kind in ("hybrid", "hybrid-librosa-beats", "hybrid-notes", "upstream"):
                 r = run(kind, path)
                 rows.append((label, kind, r["wall_s"], r["peak_mb"], int(r["n"])))
         stretch = {label: run("stretch", path) for label, path in inputs.items()}
@@ -90,6 +101,7 @@ def main() -> None:
     for label, kind, wall, mb, n in rows:
         name = {
             "hybrid": "hybrid.transcribe (notes + tempo and beats)",
+            "hybrid-librosa-beats": "the same, beats from librosa.beat.beat_track",
             "hybrid-notes": "hybrid, notes only (no tempo)",
             "upstream": "basic_pitch.inference.predict (notes only)",
         }[kind]

@@ -137,8 +137,10 @@ def _batches(windows: Iterator[npt.NDArray[np.float32]], size: int) -> Iterator[
 def estimate_tempo(
     audio: npt.NDArray[np.float32], sample_rate_hz: int
 ) -> tuple[float, npt.NDArray[np.float64]]:
-    """(tempo in BPM, beat times in seconds) from librosa's onset-strength beat tracker."""
+    """(tempo in BPM, beat times in seconds) from librosa's onset-strength tempo estimate and beat tracker."""
     import librosa
+
+    from hybrid.beats import track_beats
 
     chunk = TEMPO_CHUNK_FRAMES * TEMPO_HOP
     envs = []
@@ -165,12 +167,11 @@ def estimate_tempo(
     tempo = librosa.feature.tempo(
         tg=tg_sum / max(n_frames, 1), sr=sample_rate_hz, hop_length=TEMPO_HOP, aggregate=None
     )
-    _, beats = librosa.beat.beat_track(
-        onset_envelope=onset_env, sr=sample_rate_hz, hop_length=TEMPO_HOP, bpm=float(np.atleast_1d(tempo)[0])
-    )
     tempo_bpm = float(np.atleast_1d(tempo)[0])
     if not np.isfinite(tempo_bpm) or tempo_bpm <= 0:
         tempo_bpm = 120.0
+    # librosa.beat.beat_track's beats, without importing librosa.beat (1.7 s of numba compilation per process)
+    beats = track_beats(onset_env, sample_rate_hz / TEMPO_HOP, tempo_bpm)
     beats_s = librosa.frames_to_time(beats, sr=sample_rate_hz, hop_length=TEMPO_HOP).astype(np.float64)
     return tempo_bpm, beats_s
 
