@@ -215,18 +215,23 @@ class Renderer:
 
         transcriber = transcriber or Transcriber()
         window = check_window(notes)
+        shares = (0.0, 1.0, 0.5)
+        timbres = [timbre.with_offset_share(s) for s in shares]
+        # the three renderings of the window (as render() makes them) from one run of the network
+        strength = timbre.correction_strength(window)
+        mixes = self._mixes(window, timbre.embedding, [_scaled_offset(t, strength) for t in timbres], seed)
 
-        def f1(t: Timbre) -> float:
+        def f1(i: int) -> float:
             # transcribed as hybrid writes it: basic-pitch's note picking depends on the level
-            y = loudness_normalize(self.render(window, t, seed=seed))
+            y = loudness_normalize(_corrected(mixes[i], timbres[i], strength))
             est = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
             return note_scores(window, est).onset_f1
 
-        floor = f1(timbre.with_offset_share(0.0)) - CHECK_TOLERANCE
-        for share in (1.0, 0.5):
-            if f1(timbre.with_offset_share(share)) >= floor:
-                return timbre.with_offset_share(share)
-        return timbre.with_offset_share(0.0)
+        floor = f1(0) - CHECK_TOLERANCE
+        for i in (1, 2):
+            if f1(i) >= floor:
+                return timbres[i]
+        return timbres[0]
 
     def _mixes(
         self,
@@ -272,8 +277,17 @@ class Renderer:
         if not isinstance(timbre, Timbre):
             timbre = Timbre(np.asarray(timbre, np.float32))
         strength = timbre.correction_strength(notes)
-        offset = timbre.offset * strength if timbre.offset is not None and strength > 0.0 else None
-        (out,) = self._mixes(notes, timbre.embedding, [offset], seed, tail_s)
-        if timbre.correction is None or strength <= 0.0:
-            return out
-        return timbre.correction.scaled(strength).apply(out)
+        (out,) = self._mixes(notes, timbre.embedding, [_scaled_offset(timbre, strength)], seed, tail_s)
+        return _corrected(out, timbre, strength)
+
+
+def _scaled_offset(timbre: Timbre, strength: float) -> npt.NDArray[np.float32] | None:
+    """The output offset a rendering uses: the timbre's, times the strength its notes give it."""
+    return timbre.offset * strength if timbre.offset is not None and strength > 0.0 else None
+
+
+def _corrected(mix: npt.NDArray[np.float32], timbre: Timbre, strength: float) -> npt.NDArray[np.float32]:
+    """The decoder's mix with the timbre's correction applied at that strength (none without one)."""
+    if timbre.correction is None or strength <= 0.0:
+        return mix
+    return timbre.correction.scaled(strength).apply(mix)
