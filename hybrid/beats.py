@@ -4,8 +4,8 @@ A port to numpy of `librosa.beat.beat_track` (librosa 0.11) for one fixed tempo,
 (tests/test_beats.py compares the two). librosa's version is numba code, and one of its functions is compiled
 afresh at every import (`cache=False`): importing `librosa.beat` costs about 1.7 s per process on this
 project's 2-core machine, more than the whole tempo estimate of a 30 s song. Here the dynamic program's inner
-search over the previous beat is vectorised; the loop over frames stays in Python (about 20 ms for 30 s of
-audio at 43 frames per second).
+search over the previous beat is vectorised; the loop over frames stays in Python (6 ms for 30 s of audio,
+0.1 s for 10 minutes, at 43 frames per second).
 """
 
 from __future__ import annotations
