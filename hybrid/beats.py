@@ -80,7 +80,7 @@ def _dynamic_program(
         lo = i - farthest
         hi = i - nearest
         best = -1
-        if hi >= 0 and hi >= lo:
+        if hi >= 0:  # nearest <= farthest, so hi >= lo
             count = hi - max(lo, 0) + 1
             locs = hi - np.arange(count)  # nearest first
             scores = cumscore[locs] - penalty[:count]

@@ -81,6 +81,7 @@ def render(
     from hybrid.neural.conditioning import SAMPLE_RATE_HZ
     from hybrid.neural.render import Renderer
     from hybrid.notes import read_midi
+    from hybrid.transcription import Transcriber
 
     inputs = [timbre] + ([notes] if not isinstance(notes, NoteSequence) else [])
     out = check_output_path(output, inputs, force) if output is not None else None
@@ -89,8 +90,9 @@ def render(
         raise HybridError(f"{notes}: holds no notes to render")
     b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
     r = renderer if isinstance(renderer, Renderer) else Renderer.load(checkpoint, device)
-    timbre_b = r.timbre(b, calibrate, seed=seed)
-    y = loudness_normalize(r.render(seq, r.keep_notes(seq, timbre_b, seed=seed), seed=seed))
+    transcriber = Transcriber() if calibrate else None  # one for the calibration and the note check
+    timbre_b = r.timbre(b, calibrate, transcriber, seed)
+    y = loudness_normalize(r.render(seq, r.keep_notes(seq, timbre_b, transcriber, seed), seed=seed))
     if out is not None:
         save_audio(out, y, SAMPLE_RATE_HZ)
     return y
