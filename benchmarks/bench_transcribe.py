@@ -31,12 +31,12 @@ if kind == "hybrid":
 elif kind == "hybrid-librosa-beats":
     # the beats from librosa.beat.beat_track itself, as before hybrid.beats (same beats, tests/test_beats.py)
     import hybrid.beats
+    from hybrid.transcription import TEMPO_HOP, transcribe
     def librosa_beats(env, frame_rate_hz, bpm):
         import librosa.beat
-        sr = frame_rate_hz * 512
-        return librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=512, bpm=bpm)[1]
+        sr = frame_rate_hz * TEMPO_HOP
+        return librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=TEMPO_HOP, bpm=bpm)[1]
     hybrid.beats.track_beats = librosa_beats
-    from hybrid.transcription import transcribe
     n = len(transcribe(path).notes)
 elif kind == "hybrid-notes":
     from hybrid.audio import load_audio
