@@ -14,11 +14,13 @@ setup:
 demo: setup
 	@bash scripts/demo.sh $(OUT)
 
+# make test: the default suite (under 3 minutes on two cores). make test-all: the rest, the tests marked slow
+# (torchrun, a killed training run, headless Chromium, the CLI transfers).
 test: setup
 	$(VENV_BIN)/python -m pytest -q
 
 test-all: setup
-	$(VENV_BIN)/python -m pytest -q -m ""
+	$(VENV_BIN)/python -m pytest -q -m slow
 
 lint: setup
 	$(VENV_BIN)/python -m ruff check hybrid tests benchmarks

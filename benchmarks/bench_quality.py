@@ -25,17 +25,21 @@ sys.path.insert(0, str(ROOT))
 
 from hybrid.audio import loudness_normalize  # noqa: E402
 from hybrid.baselines import GMLookup  # noqa: E402
+from hybrid.calibration import fit_timbre, render_fitted  # noqa: E402
+from hybrid.constants import FLUIDR3_GM, SAMPLE_RATE_HZ  # noqa: E402
 from hybrid.data.nsynth import NSynthReader  # noqa: E402
 from hybrid.data.phrases import random_phrase  # noqa: E402
 from hybrid.data.soundfont import SoundFontRenderer  # noqa: E402
-from hybrid.metrics import note_scores  # noqa: E402
-from hybrid.neural.render import Renderer  # noqa: E402
+from hybrid.metrics import (  # noqa: E402
+    note_scores,  # noqa: E402
+    spectral_stats,
+    standardized_distances,
+)
 from hybrid.notes import Note, NoteSequence  # noqa: E402
-from hybrid.timbre import spectral_stats, standardized_distances  # noqa: E402
-from hybrid.transcription import Transcriber, transcribe_audio  # noqa: E402
+from hybrid.pipeline import load_model, render_notes  # noqa: E402
+from hybrid.transcription import transcribe_audio  # noqa: E402
 
-SR = 16000
-FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+SR = SAMPLE_RATE_HZ
 # The identification phrase: 8 notes, pitches 48-72, 5.2 s (as in shared/docs/FINDINGS.md).
 PHRASE = NoteSequence(
     [
@@ -73,12 +77,12 @@ def main() -> None:
     ap.add_argument("--json-out", default=None, help="also write the results here")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    renderer = Renderer.load(args.checkpoint, "cpu")
+    model = load_model(args.checkpoint, "cpu")
+    renderer, tr = model.renderer, model.transcriber
     insts = heldout_instruments(Path(args.heldout), args.instruments)
     sf_path = json.loads((Path(args.heldout) / "build_info.json").read_text())["config"]["soundfonts"][0]
     true_sf = SoundFontRenderer(sf_path, SR, gain=1.0)
-    lookup = GMLookup.build(FLUIDR3)
-    tr = Transcriber()
+    lookup = GMLookup.build(FLUIDR3_GM)
     results: dict[str, object] = {
         "checkpoint": str(renderer.provenance.get("decoder_steps")),
         "instruments": len(insts),
@@ -100,15 +104,13 @@ def main() -> None:
             ],
             "3 notes": [enrol_audio(notes, g) for _, _, notes in insts],
         }
-        timbres = {k: [renderer.timbre(b, transcriber=tr) for b in v] for k, v in songs.items()}
+        timbres = {k: [fit_timbre(renderer, b, transcriber=tr) for b in v] for k, v in songs.items()}
         if draw == 0:
             embeddings = timbres["melody"]
         for kind, song_list in songs.items():
             queries = {
-                # as `hybrid transfer` renders: the refinement kept as far as the phrase's notes survive it
-                "hybrid": [
-                    renderer.render(PHRASE, renderer.keep_notes(PHRASE, t, tr)) for t in timbres[kind]
-                ],
+                # as `hybrid transfer` renders: the offset kept as far as the phrase's notes survive it
+                "hybrid": [render_notes(PHRASE, t, model)[0] for t in timbres[kind]],
                 "hybrid, embedding only (no calibration)": [
                     renderer.render(PHRASE, t.embedding) for t in timbres[kind]
                 ],
@@ -144,7 +146,7 @@ def main() -> None:
         for kind, label in (("melody", "mono"), ("chords", "poly")):
             seq = random_phrase(rng, kind, 5.0, (48, 76), max_voices=4, min_ioi_s=0.25)
             # both transcribed as they would be written to a file (loudness-normalised)
-            y_h = loudness_normalize(renderer.render(seq, renderer.keep_notes(seq, embeddings[j], tr)))
+            y_h, _ = render_notes(seq, embeddings[j], model)
             y_f = loudness_normalize(true_sf.sequence(seq, 0, prog))
             survive[label]["hybrid"].append(
                 note_scores(seq, transcribe_audio(y_h, SR, transcriber=tr, with_tempo=False).notes).onset_f1
@@ -161,7 +163,9 @@ def main() -> None:
 
     errs = []
     for i, p in enumerate(range(40, 84, 3)):
-        y = renderer.render(NoteSequence([Note(0.05, 1.05, float(p), 100)]), embeddings[i % len(embeddings)])
+        y = render_fitted(
+            renderer, NoteSequence([Note(0.05, 1.05, float(p), 100)]), embeddings[i % len(embeddings)]
+        )
         target = librosa.midi_to_hz(p)
         f0, voiced, _ = librosa.pyin(
             y[int(0.1 * SR) : int(1.0 * SR)], fmin=target / 1.5, fmax=target * 1.5, sr=SR
@@ -179,9 +183,9 @@ def main() -> None:
             piece.append(Note(t, min(30.0, t + dur * 0.9), float(lo + (int(t / dur) * 5) % 12), 90))
             t += dur
     seq = NoteSequence(piece)
-    renderer.render(NoteSequence(piece[:8]), embeddings[0])  # warm-up
+    render_fitted(renderer, NoteSequence(piece[:8]), embeddings[0])  # warm-up
     t0 = time.perf_counter()
-    renderer.render(seq, embeddings[0])
+    render_fitted(renderer, seq, embeddings[0])
     render_s = time.perf_counter() - t0
     results["render_30s_4voices"] = {"notes": len(seq), "seconds": render_s, "x_real_time": 30.0 / render_s}
     # The alternative: every note rendered on its own (its span plus a 1 s tail), then summed.

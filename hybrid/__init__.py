@@ -6,8 +6,15 @@ The public Python API (imported lazily, so `import hybrid` is instant):
     hybrid.transcribe_to_midi(path, midi_out)       the same, written to MIDI with the real tempo
     hybrid.stretch(src, out, rate=|bpm=)            audio (Rubber Band) or MIDI tempo stretch
     hybrid.score(reference, estimate) -> ScoreReport note P/R/F1 (mir_eval) and tempos
-    hybrid.transfer(a, b, out, TransferOptions(...))  A's notes and rhythm with B's timbre
-    hybrid.render(notes_or_midi, timbre, out)       notes with the timbre of an audio file
+    hybrid.transfer(a, b, out, TransferOptions(...))  A's notes and rhythm with B's timbre (files)
+    hybrid.render_midi(midi, timbre, out)           a MIDI file with the timbre of an audio file
+
+On arrays, with the model loaded once:
+
+    model = hybrid.load_model()                     checkpoint and transcriber (checkpoint=, device=)
+    timbre = model.fit_timbre(b, sr_b)              the timbre song, fitted (hybrid.calibration)
+    result = hybrid.transfer_audio(a, sr_a, timbre, model, TransferOptions(...))
+    audio, _ = hybrid.render_notes(notes, timbre, model)
 """
 
 from __future__ import annotations
@@ -26,7 +33,12 @@ _EXPORTS = {
     "score": "hybrid.api",
     "ScoreReport": "hybrid.api",
     "transfer": "hybrid.pipeline",
-    "render": "hybrid.pipeline",
+    "render_midi": "hybrid.pipeline",
+    "render_notes": "hybrid.pipeline",
+    "transfer_audio": "hybrid.pipeline",
+    "load_model": "hybrid.pipeline",
+    "Model": "hybrid.pipeline",
+    "FittedTimbre": "hybrid.calibration",
     "TransferOptions": "hybrid.pipeline",
     "TransferResult": "hybrid.pipeline",
     "Note": "hybrid.notes",

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import SAMPLE_RATE_HZ
 from hybrid.data.gm import gm_family_source
+from hybrid.metrics import mfcc_stats
 from hybrid.notes import Note, NoteSequence
-from hybrid.timbre import SAMPLE_RATE_HZ, mfcc_stats
 
 # The phrase each program is described by: an 8-note figure over two octaves, mixing short and long notes.
 PROBE = NoteSequence(

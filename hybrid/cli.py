@@ -15,7 +15,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from hybrid.constants import SAMPLE_RATE_HZ
 from hybrid.errors import HybridError
+
+SR_TEXT = f"mono, {SAMPLE_RATE_HZ / 1000:g} kHz"
 
 app = typer.Typer(
     name="hybrid",
@@ -137,8 +140,8 @@ Calibrate = Annotated[
     bool,
     typer.Option(
         "--calibrate/--no-calibrate",
-        help="Fit the rendering to B by resynthesising B's own notes: refine the decoder's output, then "
-        "correct the spectrum.",
+        help="Calibrate on B: render B's own notes, fit an offset of the decoder's output and a spectral "
+        "correction until they sound like B.",
     ),
 ]
 CheckpointOpt = Annotated[
@@ -151,7 +154,7 @@ CheckpointOpt = Annotated[
 def transfer(
     rhythm: Annotated[Path, typer.Option("--rhythm", help="Song A: its notes and rhythm are kept.")],
     timbre: Annotated[Path, typer.Option("--timbre", help="Song B: its timbre is used.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     rate: Annotated[float | None, typer.Option(help="Tempo factor: >1 plays faster.")] = None,
     bpm: Annotated[float | None, typer.Option(help="Target tempo in BPM (from A's estimated tempo).")] = None,
     bpm_from_timbre: Annotated[bool, typer.Option("--bpm-from-timbre", help="Take B's tempo.")] = False,
@@ -171,33 +174,42 @@ def transfer(
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
     from rich.console import Console
 
+    from hybrid.audio import check_output_path
     from hybrid.pipeline import TransferOptions
     from hybrid.pipeline import transfer as do_transfer
 
     opts = TransferOptions(
-        rate,
-        bpm,
-        bpm_from_timbre,
-        transpose,
-        seed,
-        device,
-        str(checkpoint) if checkpoint else None,
-        calibrate,
+        rate=rate,
+        bpm=bpm,
+        bpm_from_timbre=bpm_from_timbre,
+        transpose=transpose,
+        seed=seed,
+        calibrate=calibrate,
     )
-    from hybrid.audio import check_output_path
-
     if report is not None:
-        check_output_path(report, [rhythm, timbre], force)
+        report_path = check_output_path(report, [rhythm, timbre], force)
+        others = [output] + ([midi_out] if midi_out else [])
+        if any(report_path.resolve() == Path(p).resolve() for p in others):
+            raise HybridError(f"{report}: --report would overwrite another output of this transfer")
     console = Console(stderr=True)
     with console.status("starting") as status:
         result = do_transfer(
-            rhythm, timbre, output, opts, midi_out, force, progress=lambda s: status.update(s)
+            rhythm,
+            timbre,
+            output,
+            opts,
+            midi_out,
+            force,
+            progress=lambda s: status.update(s),
+            checkpoint=checkpoint,
+            device=device,
         )
         if report is not None:
             from hybrid.pipeline import transfer_report
 
             status.update("writing the report")
-            transfer_report(rhythm, timbre, result, opts, report)
+            settings = {"checkpoint": str(checkpoint or "default (shipped)"), "device": device}
+            transfer_report(rhythm, timbre, result, report, opts, settings)
     f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
@@ -210,7 +222,7 @@ def transfer(
 def render(
     notes: Annotated[Path, typer.Argument(help="MIDI file to play.")],
     timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose timbre is used.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Audio file to write (16 kHz).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
     calibrate: Calibrate = True,
     device: Device = "auto",
@@ -218,19 +230,10 @@ def render(
     force: Force = False,
 ) -> None:
     """Render a MIDI file with the timbre of an audio file."""
-    from hybrid.pipeline import render as do_render
+    from hybrid.pipeline import render_midi
 
-    y = do_render(
-        notes,
-        timbre,
-        output,
-        seed,
-        device,
-        str(checkpoint) if checkpoint else None,
-        force,
-        calibrate=calibrate,
-    )
-    typer.echo(f"{output}: {len(y) / 16000:.1f} s rendered")
+    y = render_midi(notes, timbre, output, seed, calibrate, force, checkpoint=checkpoint, device=device)
+    typer.echo(f"{output}: {len(y) / SAMPLE_RATE_HZ:.1f} s rendered")
 
 
 @app.command("report")
@@ -372,10 +375,12 @@ def train(
         bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a checkpoint already in OUT.")] = False,
 ) -> None:
     """Train the timbre encoder, then the WaveNet decoder; checkpoints are saved atomically and resumable."""
-    from hybrid.train import load_train_config
-    from hybrid.train import train as run_training
+    from hybrid.training import load_train_config
+    from hybrid.training import train as run_training
+    from hybrid.training.loops import check_output_dir
 
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise HybridError(f"device must be cpu or cuda, got {device!r}")
@@ -384,12 +389,11 @@ def train(
 
         if not torch.cuda.is_available():
             raise HybridError("--device cuda: no CUDA GPU is available here")
-    if not resume and any((out / n).exists() for n in ("training_state.json", "training_state.safetensors")):
-        raise HybridError(
-            f"{out}: holds a training run already (use --resume to continue it, or another --out)"
-        )
+    check_output_dir(out, resume, force)
     cfg = load_train_config(config, {"steps": steps, "encoder_steps": encoder_steps, "seed": seed})
-    result = run_training(data, out, cfg, device=device, resume=resume, log=lambda m: typer.echo(m, err=True))
+    result = run_training(
+        data, out, cfg, device=device, resume=resume, log=lambda m: typer.echo(m, err=True), force=force
+    )
     typer.echo(f"{result}: checkpoint written")
 
 

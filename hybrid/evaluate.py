@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.constants import FLUIDR3_GM
+from hybrid.constants import SAMPLE_RATE_HZ as SR
 from hybrid.errors import HybridError
 
 SYSTEMS = ("hybrid", "hybrid-uncalibrated", "copy-a", "copy-b", "nearest-gm")
-SR = 16000
-FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 
 @dataclass(frozen=True)
@@ -64,30 +64,30 @@ class Systems:
     """Models shared by every pair of a run (loaded once)."""
 
     def __init__(self, names: list[str], checkpoint: str | None, seed: int) -> None:
+        from hybrid.neural.renderer import Renderer
+        from hybrid.pipeline import Model
         from hybrid.transcription import Transcriber
 
         self.transcriber = Transcriber()
         self.seed = seed
         self.checkpoint = checkpoint
-        self.renderer = None
+        self.model: Model | None = None
         self.lookup = None
         if "hybrid" in names or "hybrid-uncalibrated" in names:
-            from hybrid.neural.render import Renderer
-
-            self.renderer = Renderer.load(checkpoint, "auto")
+            self.model = Model(Renderer.load(checkpoint, "auto"), self.transcriber)
         if "nearest-gm" in names:
             from hybrid.baselines import GMLookup
 
-            if not Path(FLUIDR3).exists():
-                raise HybridError(f"{FLUIDR3}: missing (sudo apt-get install fluid-soundfont-gm)")
-            self.lookup = GMLookup.build(FLUIDR3)
+            if not FLUIDR3_GM.exists():
+                raise HybridError(f"{FLUIDR3_GM}: missing (sudo apt-get install fluid-soundfont-gm)")
+            self.lookup = GMLookup.build(FLUIDR3_GM)
 
 
 def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: int) -> dict[str, Any]:
     from hybrid.audio import load_audio, loudness_normalize, resample, save_audio
-    from hybrid.metrics import note_scores, tempo_ratio
+    from hybrid.metrics import note_scores, tempo_ratio, timbre_scores
     from hybrid.notes import load_notes
-    from hybrid.timbre import timbre_scores
+    from hybrid.pipeline import render_notes
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
 
     row: dict[str, Any] = {"pair": index, "rhythm": pair.rhythm.name, "timbre": pair.timbre.name}
@@ -98,12 +98,10 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=systems.transcriber)
     truth = load_notes(pair.notes) if pair.notes else None
     if system in ("hybrid", "hybrid-uncalibrated"):
-        r = systems.renderer
-        timbre_b = r.timbre(  # type: ignore[union-attr]
-            b, system == "hybrid", systems.transcriber, systems.seed
-        )
-        timbre_b = r.keep_notes(ta.notes, timbre_b, systems.transcriber, systems.seed)  # type: ignore[union-attr]
-        out = loudness_normalize(r.render(ta.notes, timbre_b, seed=systems.seed))  # type: ignore[union-attr]
+        model = systems.model
+        assert model is not None
+        fitted = model.fit_timbre(b, SR, system == "hybrid", systems.seed)
+        out, _ = render_notes(ta.notes, fitted, model, systems.seed)
     elif system == "copy-a":
         out = a
     elif system == "copy-b":
@@ -281,6 +279,18 @@ def evaluate(
             raise HybridError(f"unknown system {s!r} (use {', '.join(SYSTEMS)})")
     pairs = read_pairs(pairs_csv)
     out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HybridError(f"{out_dir}: exists and is not a folder (--out names the folder results go to)")
+    inputs = {p.resolve() for pair in pairs for p in (pair.rhythm, pair.timbre, pair.notes) if p is not None}
+    planned = [out_dir / "summary.md", out_dir / "tradeoff.png"]
+    for s in systems:
+        planned += [out_dir / f"{s}.json", out_dir / f"{s}.md"]
+        planned += [out_dir / s / f"pair{i:02d}.wav" for i in range(len(pairs))]
+    clash = next((p for p in planned if p.resolve() in inputs), None)
+    if clash is not None:
+        raise HybridError(
+            f"{clash}: an input of the pairs lies where a result would be written; choose another --out"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     for system in systems:
         audio_dir = out_dir / system

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid.constants import DEFAULT_TEMPO_BPM, hz_to_midi, midi_to_hz
 from hybrid.errors import HybridError
 
 # MIDI pitch-bend range assumed in and out: +-2 semitones (the General MIDI default, and basic-pitch's).
 BEND_RANGE_SEMITONES = 2.0
-DEFAULT_TEMPO_BPM = 120.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class NoteSequence:
         if not self.notes:
             return np.zeros((0, 2)), np.zeros(0)
         iv = np.array([[n.onset_s, n.offset_s] for n in self.notes], dtype=np.float64)
-        hz = 440.0 * 2 ** ((np.array([n.pitch_midi for n in self.notes], dtype=np.float64) - 69) / 12)
+        hz = midi_to_hz(np.array([n.pitch_midi for n in self.notes], dtype=np.float64))
         return iv, hz
 
     def scaled(self, time_factor: float) -> NoteSequence:
@@ -168,7 +168,7 @@ def read_note_list(path: str | os.PathLike[str], pitch_unit: str = "hz") -> Note
             raise HybridError(f"{p}:{lineno}: pitch must be positive, got {pitch}")
         if off <= on:
             raise HybridError(f"{p}:{lineno}: offset {off} is not after onset {on}")
-        midi = pitch if pitch_unit == "midi" else 69 + 12 * float(np.log2(pitch / 440.0))
+        midi = pitch if pitch_unit == "midi" else float(hz_to_midi(pitch))
         notes.append(Note(on, off, midi))
     return NoteSequence(notes).sorted()
 

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.metrics import NoteScores
+from hybrid.calibration.fitted import CalibrationSummary
+from hybrid.constants import SAMPLE_RATE_HZ
+from hybrid.metrics import NoteScores, TimbreScores
 from hybrid.notes import NoteSequence
-from hybrid.timbre import TimbreScores
 
-SR = 16000
+SR = SAMPLE_RATE_HZ
 
 
 @dataclass
@@ -38,8 +39,7 @@ class ReportData:
     a_tempo_bpm: float
     output_tempo_bpm: float
     settings: dict[str, object] = field(default_factory=dict)
-    # The calibration by resynthesis as applied: notes, pitch_range, strength, envelope_db, scale (or None)
-    calibration: dict[str, Any] | None = None
+    calibration: CalibrationSummary | None = None  # as applied to the output (None: uncalibrated)
 
 
 def analyse(
@@ -198,17 +198,17 @@ def timbre_plot(scores: TimbreScores) -> str:
     return _png(fig)
 
 
-def calibration_plot(cal: dict[str, Any]) -> str:
-    """What the calibration applied: the level of each harmonic the refinement changed (when refined), the
+def calibration_plot(cal: CalibrationSummary) -> str:
+    """What the calibration applied: the level of each harmonic the offset changed (when there is one), the
     average gain per mel band of the correction, and how the correction widened or narrowed the spread."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hybrid.neural.calibration import band_centres_hz
+    from hybrid.calibration.correction import band_centres_hz
 
-    harm = cal.get("harmonic_db")
+    harm = cal.harmonic_db
     panels = 3 if harm is not None else 2
     ratios = [2, 3, 2] if harm is not None else [3, 2]
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 2.6), gridspec_kw={"width_ratios": ratios})
@@ -219,10 +219,10 @@ def calibration_plot(cal: dict[str, Any]) -> str:
         ax0.axhline(0, color="#888", lw=1)
         ax0.set_xlabel("harmonic")
         ax0.set_ylabel("dB")
-        ax0.set_title("refinement: level per harmonic", fontsize=10)
+        ax0.set_title("offset: level per harmonic", fontsize=10)
     ax, ax2 = axes[-2], axes[-1]
     f = band_centres_hz()
-    env = np.asarray(cal["envelope_db"])
+    env = np.asarray(cal.envelope_db)
     ax.axhline(0, color="#888", lw=1)
     ax.fill_between(f, 0, env, where=env >= 0, color="#2e7d32", alpha=0.5, step="mid")
     ax.fill_between(f, 0, env, where=env < 0, color="#c62828", alpha=0.5, step="mid")
@@ -231,7 +231,7 @@ def calibration_plot(cal: dict[str, Any]) -> str:
     ax.set_xlabel("Hz")
     ax.set_ylabel("dB")
     ax.set_title("correction: average gain per mel band", fontsize=10)
-    scale = np.asarray(cal["scale"])[1:20]
+    scale = np.asarray(cal.scale)[1:20]
     ax2.bar(np.arange(1, 20), scale, color=["#2e7d32" if s >= 1 else "#c62828" for s in scale])
     ax2.axhline(1, color="#888", lw=1)
     ax2.set_xlabel("cepstral coefficient")
@@ -242,8 +242,7 @@ def calibration_plot(cal: dict[str, Any]) -> str:
 
 def metrics_of(d: ReportData) -> tuple[NoteScores, TimbreScores, float]:
     """(note scores, timbre scores, tempo ratio output/A) of a report's data."""
-    from hybrid.metrics import note_scores, tempo_ratio
-    from hybrid.timbre import timbre_scores
+    from hybrid.metrics import note_scores, tempo_ratio, timbre_scores
 
     ns = note_scores(d.reference_notes, d.output_notes)
     ts = timbre_scores(d.out_audio, d.a_audio, d.b_audio)
@@ -257,13 +256,17 @@ def calibration_section(d: ReportData) -> str:
             "<h2>Calibration</h2><p>None recorded: it was switched off, B held nothing to measure it on, or "
             "this report was made from an existing output.</p>"
         )
-    lo, hi = cal["pitch_range"]
-    refined = cal.get("harmonic_db") is not None
+    lo, hi = cal.pitch_range or (0.0, 0.0)
+    with_offset = cal.harmonic_db is not None
     text = (
-        f"B's own notes ({cal['notes']}, MIDI {lo:.0f}-{hi:.0f}) were rendered with B's embedding"
-        + (", the decoder's output refined until that rendering sounded like B," if refined else "")
+        f"B's own notes ({cal.notes}, MIDI {lo:.0f}-{hi:.0f}) were rendered with B's embedding"
+        + (
+            ", with an offset of the decoder's output fitted until that rendering sounded like B,"
+            if with_offset
+            else ""
+        )
         + " and compared with B; the difference was applied to the output at strength "
-        + f"{cal['strength']:.2f} (the share of the notes within an octave of that range). Green: boosted, "
+        + f"{cal.strength:.2f} (the share of the notes within an octave of that range). Green: boosted, "
         "red: cut."
     )
     return (
@@ -274,7 +277,8 @@ def calibration_section(d: ReportData) -> str:
 
 def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
     """Render the report to one HTML file (atomically)."""
-    from hybrid import __version__
+    from importlib.metadata import version
+
     from hybrid.audio import atomic_path
 
     ns, ts, ratio = metrics_of(d)
@@ -293,7 +297,7 @@ def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
         ),
         ("timbre score (0 = A, 1 = B)", f"{ts.score:.3f}"),
     ]
-    settings = {**d.settings, "hybrid": __version__, "python": platform.python_version()}
+    settings = {**d.settings, "hybrid": version("hybrid"), "python": platform.python_version()}
     esc = html.escape
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     sets = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in settings.items())

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import DEFAULT_TEMPO_BPM
 from hybrid.errors import HybridError
 from hybrid.notes import Note, NoteSequence
 
@@ -169,7 +170,7 @@ def estimate_tempo(
     )
     tempo_bpm = float(np.atleast_1d(tempo)[0])
     if not np.isfinite(tempo_bpm) or tempo_bpm <= 0:
-        tempo_bpm = 120.0
+        tempo_bpm = DEFAULT_TEMPO_BPM
     # librosa.beat.beat_track's beats, without importing librosa.beat (1.7 s of numba compilation per process)
     beats = track_beats(onset_env, sample_rate_hz / TEMPO_HOP, tempo_bpm)
     beats_s = librosa.frames_to_time(beats, sr=sample_rate_hz, hop_length=TEMPO_HOP).astype(np.float64)
@@ -212,7 +213,9 @@ def transcribe_audio(
         )
         for on, off, pitch, amp, bends in events
     ]
-    tempo_bpm, beats_s = estimate_tempo(y, BP_SAMPLE_RATE_HZ) if with_tempo else (120.0, np.zeros(0))
+    tempo_bpm, beats_s = (
+        estimate_tempo(y, BP_SAMPLE_RATE_HZ) if with_tempo else (DEFAULT_TEMPO_BPM, np.zeros(0))
+    )
     return Transcription(NoteSequence(notes, tempo_bpm).sorted(), beats_s, y.shape[0] / BP_SAMPLE_RATE_HZ)
 
 

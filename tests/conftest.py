@@ -29,9 +29,17 @@ def transcriber():
 @pytest.fixture(scope="session")
 def renderer():
     """The shipped checkpoint on the CPU, loaded once for the session."""
-    from hybrid.neural.render import Renderer
+    from hybrid.neural.renderer import Renderer
 
     return Renderer.load(None, "cpu")
+
+
+@pytest.fixture(scope="session")
+def model(renderer, transcriber):
+    """The shipped checkpoint and the transcriber, as hybrid.load_model() gives them."""
+    from hybrid.pipeline import Model
+
+    return Model(renderer, transcriber)
 
 
 class Killed(BaseException):
@@ -130,7 +138,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained checkpoint with a few thousand parameters: for plumbing tests, not quality."""
     import torch
 
-    from hybrid.checkpoint import save_checkpoint
+    from hybrid.neural.checkpoint import save_checkpoint
     from hybrid.neural.models import DecoderConfig, EncoderConfig, TimbreEncoder, WaveNetDecoder
 
     torch.manual_seed(0)

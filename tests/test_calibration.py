@@ -1,7 +1,7 @@
-"""Timbre calibration by resynthesis (hybrid.neural.calibration) and its use by the renderer.
+"""The calibration's correction (hybrid.calibration.correction) and fit_timbre's use of it.
 
 The correction is judged with tools it does not use: scipy's Butterworth filters make the "true" timbres, and
-librosa's MFCCs and spectral centroid (hybrid.timbre) measure the results.
+librosa's MFCCs and spectral centroid (hybrid.metrics) measure the results.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfilt
 
-from hybrid.neural.calibration import N_BANDS, TimbreCorrection
-from hybrid.neural.render import Timbre, loudest_excerpt
+from hybrid.calibration import FittedTimbre, fit_timbre, render_fitted
+from hybrid.calibration.correction import N_BANDS, Correction
+from hybrid.calibration.fit import loudest_excerpt
+from hybrid.metrics import mfcc_stats
 from hybrid.notes import Note, NoteSequence, read_midi
-from hybrid.timbre import mfcc_stats
 
 from .conftest import EXAMPLES
 
@@ -45,7 +46,7 @@ def centroid_hz(y: np.ndarray) -> float:
 
 def test_same_audio_needs_no_correction():
     y = tones([48, 55, 60, 64])
-    c = TimbreCorrection.fit(y, y)
+    c = Correction.fit(y, y)
     assert c is not None
     np.testing.assert_allclose(c.shift, 0.0, atol=1e-9)
     np.testing.assert_allclose(c.scale, 1.0, atol=1e-9)
@@ -59,7 +60,7 @@ def test_correction_learned_on_some_notes_transfers_to_others():
     # "The instrument" is the tones through a 1 kHz low-pass (6 dB per octave); the "renderer" plays them unfiltered. The
     # correction is measured on one set of notes and applied to other notes an octave away.
     seen, unseen = tones([45, 50, 57, 62, 52]), tones([60, 67, 72, 64, 69, 74], note_s=0.4)
-    c = TimbreCorrection.fit(lowpass(seen), seen)
+    c = Correction.fit(lowpass(seen), seen)
     assert c is not None and c.shift.shape == (N_BANDS,)
     truth = lowpass(unseen)
     corrected = c.apply(unseen)
@@ -71,7 +72,7 @@ def test_correction_learned_on_some_notes_transfers_to_others():
     assert c_true < c_cor < c_raw and (c_cor - c_true) < 0.35 * (c_raw - c_true), (c_raw, c_cor, c_true)
     # Average gain per band: at most a few dB below 300 Hz, well below that above 2 kHz.
     env = c.envelope_db
-    from hybrid.neural.calibration import band_centres_hz
+    from hybrid.calibration.correction import band_centres_hz
 
     centres = band_centres_hz()
     assert np.mean(env[centres > 2000]) < np.mean(env[centres < 300]) - 15
@@ -90,7 +91,7 @@ def test_spread_is_matched():
             for i in range(8)
         ]
     )
-    c = TimbreCorrection.fit(target, rendered)
+    c = Correction.fit(target, rendered)
     assert c is not None and c.scale[1] > 1.3
     std1 = {
         k: mfcc_stats(y)[19]
@@ -101,8 +102,8 @@ def test_spread_is_matched():
 
 @pytest.mark.parametrize("audio", [np.zeros(SR, np.float32), np.zeros(100, np.float32)])
 def test_silence_gives_no_correction(audio):
-    assert TimbreCorrection.fit(audio, tones([60])) is None
-    c = TimbreCorrection.fit(tones([60, 64]), tones([60, 64]))
+    assert Correction.fit(audio, tones([60])) is None
+    c = Correction.fit(tones([60, 64]), tones([60, 64]))
     assert c is not None and c.apply(audio) is audio
 
 
@@ -116,8 +117,8 @@ def test_loudest_excerpt():
 
 def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber):
     guitar, _ = librosa.load(EXAMPLES / "guitar.wav", sr=SR)
-    t = renderer.timbre(guitar, transcriber=transcriber)
-    plain = renderer.timbre(guitar, calibrate=False)
+    t = fit_timbre(renderer, guitar, transcriber=transcriber)
+    plain = fit_timbre(renderer, guitar, calibrate=False)
     assert t.correction is not None and plain.correction is None
     # The example guitar figure: 9 notes, MIDI 41 to 65 (examples/guitar_notes.mid, hand-annotated).
     truth = read_midi(EXAMPLES / "guitar_notes.mid")
@@ -125,38 +126,38 @@ def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber
     assert t.pitch_range is not None and np.allclose(t.pitch_range, (41, 65), atol=2)
     np.testing.assert_array_equal(t.embedding, plain.embedding)
     # Rendering the guitar's own (annotated) notes: the correction brings the output nearer the recording.
-    y_cal, y_plain = renderer.render(truth, t), renderer.render(truth, plain)
+    y_cal, y_plain = render_fitted(renderer, truth, t), render_fitted(renderer, truth, plain)
     np.testing.assert_array_equal(
         y_plain, renderer.render(truth, t.embedding)
     )  # a bare embedding: no correction
     g = mfcc_stats(guitar)
     assert np.linalg.norm(mfcc_stats(y_cal) - g) < np.linalg.norm(mfcc_stats(y_plain) - g)
     np.testing.assert_array_equal(
-        y_cal, renderer.render(truth, renderer.timbre(guitar, transcriber=transcriber))
+        y_cal, render_fitted(renderer, truth, fit_timbre(renderer, guitar, transcriber=transcriber))
     )
 
 
 def test_correction_is_applied_only_as_far_as_the_notes_are_in_range():
-    c = TimbreCorrection(np.full(N_BANDS, 2.0), np.full(N_BANDS, 1.5), np.ones(N_BANDS))
-    t = Timbre(np.zeros(4, np.float32), c, 5, (60.0, 72.0))
+    c = Correction(np.full(N_BANDS, 2.0), np.full(N_BANDS, 1.5), np.ones(N_BANDS))
+    t = FittedTimbre(np.zeros(4, np.float32), c, 5, (60.0, 72.0))
     inside, below = Note(0.0, 1.0, 50.0, 90), Note(1.0, 4.0, 40.0, 90)  # 10 and 20 semitones under 60
-    assert t.correction_strength(NoteSequence([inside])) == 1.0
-    assert t.correction_strength(NoteSequence([below])) == 0.0
-    assert t.correction_strength(NoteSequence([inside, below])) == pytest.approx(0.25)
+    assert t.strength(NoteSequence([inside])) == 1.0
+    assert t.strength(NoteSequence([below])) == 0.0
+    assert t.strength(NoteSequence([inside, below])) == pytest.approx(0.25)
     half = c.scaled(0.5)
     np.testing.assert_allclose(half.shift, 1.0)
     np.testing.assert_allclose(half.scale, 1.5**0.5)
-    assert Timbre(np.zeros(4, np.float32)).correction_strength(NoteSequence([inside])) == 0.0
+    assert FittedTimbre(np.zeros(4, np.float32)).strength(NoteSequence([inside])) == 0.0
 
 
 def test_too_little_timbre_song_renders_uncalibrated(renderer, transcriber):
     for b in (np.zeros(3 * SR, np.float32), 0.1 * tones([60])[: SR // 4]):  # silent; 0.25 s
-        t = renderer.timbre(b, transcriber=transcriber)
+        t = fit_timbre(renderer, b, transcriber=transcriber)
         assert t.correction is None and t.calibration_notes == 0
-        y = renderer.render(NoteSequence([Note(0.1, 0.6, 60.0, 90)]), t)
+        y = render_fitted(renderer, NoteSequence([Note(0.1, 0.6, 60.0, 90)]), t)
         assert np.isfinite(y).all() and np.abs(y).max() > 0
 
 
 def test_timbre_type_is_what_render_takes(renderer):
     y, _ = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
-    assert isinstance(renderer.timbre(y if y.ndim == 1 else y.mean(1), calibrate=False), Timbre)
+    assert isinstance(fit_timbre(renderer, y if y.ndim == 1 else y.mean(1), calibrate=False), FittedTimbre)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid.checkpoint import load_checkpoint, save_checkpoint
 from hybrid.errors import HybridError
+from hybrid.neural.checkpoint import load_checkpoint, save_checkpoint
 from hybrid.neural.conditioning import (
     COND_CHANNELS,
     FRAME_RATE_HZ,
@@ -139,7 +139,35 @@ def test_checkpoint_round_trip_and_strictness(tmp_path):
         assert torch.equal(a, b)
     assert ck.provenance == {"steps": 3}
     cfg = json.loads((d / "config.json").read_text())
-    assert cfg["format_version"] == 1 and cfg["decoder"]["n_harmonics"] == 4
+    assert cfg["format_version"] == 2 and cfg["decoder"]["n_harmonics"] == 4
+    assert (
+        cfg["decoder"]["architecture"] == "WaveNetDecoder"
+        and cfg["encoder"]["architecture"] == "TimbreEncoder"
+    )
+    assert cfg["audio"] == {"sample_rate_hz": 16000, "frame_hop": 64}
+    assert cfg["conditioning"]["channels"][0] == "pitch" and len(cfg["conditioning"]["channels"]) == 10
+    assert cfg["conditioning"]["since_onset_s"] == [0.05, 0.5, 2.0] and cfg["mel"]["fmax_hz"] == 8000.0
+    # A checkpoint trained for another sample rate, conditioning or mel analysis is refused, naming the field.
+    for key, field, value in (
+        ("audio", "sample_rate_hz", 44100),
+        ("conditioning", "pitch_scale_semitones", 12.0),
+    ):
+        changed = json.loads(json.dumps(cfg))
+        changed[key][field] = value
+        (d / "config.json").write_text(json.dumps(changed))
+        with pytest.raises(HybridError, match=f"another {key} format.*{field}: {value!r}"):
+            load_checkpoint(d)
+    unknown = {**cfg, "decoder": {**cfg["decoder"], "architecture": "Transformer"}}
+    (d / "config.json").write_text(json.dumps(unknown))
+    with pytest.raises(HybridError, match="unknown architecture 'Transformer'"):
+        load_checkpoint(d)
+    # Format 1 (no architecture names, no formats recorded) still loads, as the formats format 2 records.
+    v1 = {k: v for k, v in cfg.items() if k not in ("audio", "conditioning", "mel")}
+    v1["format_version"] = 1
+    v1["encoder"] = {k: v for k, v in cfg["encoder"].items() if k != "architecture"}
+    v1["decoder"] = {k: v for k, v in cfg["decoder"].items() if k != "architecture"}
+    (d / "config.json").write_text(json.dumps(v1))
+    assert load_checkpoint(d).decoder.cfg.n_harmonics == 4
     # An unknown format version is refused.
     (d / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
     with pytest.raises(HybridError, match="format version 99 is not supported"):

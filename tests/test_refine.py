@@ -1,4 +1,4 @@
-"""Refinement of a timbre's decoder output offset on the timbre song (hybrid.neural.refine).
+"""The calibration's offset (hybrid.calibration.offset) and the note check (hybrid.calibration.note_check).
 
 Known answer: the "song" is the decoder's own rendering of some notes with a hidden offset (brighter upper
 harmonics, a louder noise floor); refinement from zero must find an offset that sounds like it (librosa's
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from hybrid.calibration import FittedTimbre, fit_timbre, note_check, render_fitted
+from hybrid.calibration.note_check import check_window
+from hybrid.calibration.offset import fit_offset
+from hybrid.metrics import mfcc_stats
 from hybrid.neural.conditioning import sequence_conditioning
-from hybrid.neural.refine import refine_offset
-from hybrid.neural.render import Timbre, check_window
 from hybrid.notes import Note, NoteSequence
-from hybrid.timbre import mfcc_stats
 
 SR = 16000
 
@@ -40,9 +41,9 @@ def test_refinement_recovers_a_hidden_offset(renderer):
     fit_notes = melody([55, 59, 62, 67, 64, 60, 57, 62, 65, 69])
     hidden = hidden_offset(1 + cfg.n_harmonics + cfg.noise_bands, cfg.n_harmonics)
     rng_range = (55.0, 69.0)
-    song = renderer.render(fit_notes, Timbre(emb, pitch_range=rng_range, offset=hidden), seed=1)
+    song = render_fitted(renderer, fit_notes, FittedTimbre(emb, pitch_range=rng_range, offset=hidden), seed=1)
 
-    fit = refine_offset(dec, sequence_conditioning(fit_notes), emb, song, steps=80, seed=0)
+    fit = fit_offset(dec, sequence_conditioning(fit_notes), emb, song, steps=80, seed=0)
     assert fit is not None and fit.loss_after < 0.7 * fit.loss_before
     harm = slice(1, 1 + 15)  # harmonics 1-15: below 8 kHz for every one of these pitches, and audible
     h_fit = fit.offset[harm] - fit.offset[harm].mean()
@@ -53,8 +54,12 @@ def test_refinement_recovers_a_hidden_offset(renderer):
 
     # Other notes, in the same range: the refined rendering is nearer the hidden timbre than the plain one.
     other = melody([57, 60, 64, 66, 62, 59])
-    truth = mfcc_stats(renderer.render(other, Timbre(emb, pitch_range=rng_range, offset=hidden)))
-    refined = mfcc_stats(renderer.render(other, Timbre(emb, pitch_range=rng_range, offset=fit.offset)))
+    truth = mfcc_stats(
+        render_fitted(renderer, other, FittedTimbre(emb, pitch_range=rng_range, offset=hidden))
+    )
+    refined = mfcc_stats(
+        render_fitted(renderer, other, FittedTimbre(emb, pitch_range=rng_range, offset=fit.offset))
+    )
     plain = mfcc_stats(renderer.render(other, emb))
     assert np.linalg.norm(refined - truth) < 0.5 * np.linalg.norm(plain - truth)
 
@@ -63,20 +68,20 @@ def test_refinement_needs_enough_audio(renderer):
     emb = np.zeros(renderer.decoder.cfg.embedding_dim, np.float32)
     notes = melody([60, 64, 67, 72, 76])  # 2.2 s and the release tail
     cond = sequence_conditioning(notes)
-    assert refine_offset(renderer.decoder, cond, emb, np.zeros(3 * SR, np.float32), steps=2) is None  # silent
-    assert refine_offset(renderer.decoder, cond, emb, np.ones(SR, np.float32), steps=2) is None  # 1 s
-    assert refine_offset(renderer.decoder, cond, emb, np.ones(3 * SR, np.float32), steps=2) is not None
-    assert refine_offset(renderer.decoder, cond[:0], emb, np.ones(3 * SR, np.float32), steps=2) is None
+    assert fit_offset(renderer.decoder, cond, emb, np.zeros(3 * SR, np.float32), steps=2) is None  # silent
+    assert fit_offset(renderer.decoder, cond, emb, np.ones(SR, np.float32), steps=2) is None  # 1 s
+    assert fit_offset(renderer.decoder, cond, emb, np.ones(3 * SR, np.float32), steps=2) is not None
+    assert fit_offset(renderer.decoder, cond[:0], emb, np.ones(3 * SR, np.float32), steps=2) is None
 
 
 def test_offset_applies_as_far_as_the_notes_are_in_range(renderer):
     emb = np.zeros(renderer.decoder.cfg.embedding_dim, np.float32)
     offset = hidden_offset(1 + renderer.decoder.cfg.n_harmonics + renderer.decoder.cfg.noise_bands, 60)
-    t = Timbre(emb, pitch_range=(60.0, 72.0), offset=offset)
+    t = FittedTimbre(emb, pitch_range=(60.0, 72.0), offset=offset)
     far = NoteSequence([Note(0.1, 0.6, 36.0, 90)])  # two octaves below: strength 0
     near = NoteSequence([Note(0.1, 0.6, 64.0, 90)])
-    np.testing.assert_array_equal(renderer.render(far, t), renderer.render(far, emb))
-    assert not np.allclose(renderer.render(near, t), renderer.render(near, emb))
+    np.testing.assert_array_equal(render_fitted(renderer, far, t), renderer.render(far, emb))
+    assert not np.allclose(render_fitted(renderer, near, t), renderer.render(near, emb))
     # At full strength the renderer adds the offset to the decoder's raw output, as the decoder would.
     cond = torch.tensor(sequence_conditioning(near, tail_s=1.0))
     with torch.no_grad():
@@ -87,7 +92,7 @@ def test_offset_applies_as_far_as_the_notes_are_in_range(renderer):
             torch.Generator().manual_seed(0),
             torch.tensor(offset),
         )
-    np.testing.assert_allclose(renderer.render(near, t), y.sum(0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(render_fitted(renderer, near, t), y.sum(0).numpy(), atol=1e-6)
 
 
 def test_check_window_is_the_busiest_stretch():
@@ -133,8 +138,8 @@ def test_refinement_is_kept_only_as_far_as_the_notes_survive(renderer, transcrib
     else:
         offset[1 : 1 + cfg.n_harmonics] = -2.0
         offset[harmonic] = 2.0
-    timbre = Timbre(emb, pitch_range=(48.0, 72.0), offset=offset)
-    out = renderer.keep_notes(CHECKED, timbre, transcriber)
+    timbre = FittedTimbre(emb, pitch_range=(48.0, 72.0), offset=offset)
+    out = note_check(renderer, CHECKED, timbre, transcriber)
     if kept == 0.0:
         assert out.offset is None
     else:
@@ -148,19 +153,19 @@ def test_dropping_the_offset_restores_the_correction_measured_without_it(rendere
     from .conftest import EXAMPLES
 
     b, _ = load_audio(EXAMPLES / "trumpet.ogg", sample_rate_hz=SR)
-    t = renderer.timbre(b, transcriber=transcriber)
-    assert t.offset is not None and t.correction is not None and t.unrefined_correction is not None
+    t = fit_timbre(renderer, b, transcriber=transcriber)
+    assert t.offset is not None and t.correction is not None and t.no_offset_correction is not None
     plain = t.with_offset_share(0.0)
-    assert plain.offset is None and plain.correction is t.unrefined_correction
+    assert plain.offset is None and plain.correction is t.no_offset_correction
     # ... which is the correction of the decoder's own, unrefined resynthesis: calibrating without refinement.
-    unrefined = renderer.timbre(b, transcriber=transcriber, refine_steps=0)
+    unrefined = fit_timbre(renderer, b, transcriber=transcriber, offset_steps=0)
     assert unrefined.offset is None
     np.testing.assert_allclose(plain.correction.envelope_db, unrefined.correction.envelope_db, atol=1e-5)
     # Half the offset comes with the correction of the resynthesis with half the offset, which differs from both.
     half = t.with_offset_share(0.5)
     np.testing.assert_allclose(half.offset, 0.5 * t.offset, rtol=1e-6)
     assert half.correction is t.half_correction
-    for other in (t.correction, t.unrefined_correction):
+    for other in (t.correction, t.no_offset_correction):
         assert np.abs(half.correction.envelope_db - other.envelope_db).max() > 0.1
     assert t.with_offset_share(1.0) is t
     with pytest.raises(ValueError):
@@ -168,7 +173,7 @@ def test_dropping_the_offset_restores_the_correction_measured_without_it(rendere
 
 
 def test_written_out_adam_matches_torch():
-    from hybrid.neural.refine import LEARNING_RATE, _adam_step
+    from hybrid.calibration.offset import LEARNING_RATE, _adam_step
 
     torch.manual_seed(0)
     a = torch.randn(7, requires_grad=True)

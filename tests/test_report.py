@@ -99,6 +99,7 @@ def test_report_is_self_contained(report):
     assert m and abs(int(m[1]) - 9) <= 3 and abs(int(m[2]) - 41) <= 2 and abs(int(m[3]) - 65) <= 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
 def test_report_in_headless_chromium_makes_no_request(report, tmp_path):
     shot, page_urls, dom = open_in_chromium(report, tmp_path)
@@ -112,6 +113,7 @@ def test_report_in_headless_chromium_makes_no_request(report, tmp_path):
     assert pixels.shape[0] > 1000 and pixels[:, :, :3].std() > 0.05  # a page with content, not blank
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
 def test_the_request_check_can_fail(tmp_path):
     # Control: a page that loads an image from loopback must be caught by the same check.

@@ -12,21 +12,30 @@ from pathlib import Path
 
 import pytest
 
-from hybrid.checkpoint import load_checkpoint
 from hybrid.errors import HybridError
-from hybrid.train import (
+from hybrid.neural.checkpoint import load_checkpoint
+from hybrid.training import (
     TrainConfig,
-    apply_eq,
     load_train_config,
     load_training_state,
     read_training_progress,
     save_training_state,
     train,
 )
+from hybrid.training.data import apply_eq
 
 from .conftest import TINY_TRAIN_CONFIG, Killed, kill_at_rename
 
 BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port no one listens on now (the OS picks it), for torchrun's rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_tiny_training_writes_a_checkpoint_with_provenance(tiny_dataset, tmp_path):
@@ -103,6 +112,7 @@ def _cmd(data: Path, out: Path, cfg: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_loses_at_most_checkpoint_every(tiny_dataset, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(
@@ -145,6 +155,7 @@ def test_killed_run_resumes_and_loses_at_most_checkpoint_every(tiny_dataset, tmp
     assert load_checkpoint(out).provenance["decoder_steps"] == killed_at + 10
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_gloo(tiny_dataset, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(TINY_TRAIN_CONFIG))
@@ -154,7 +165,7 @@ def test_torchrun_two_cpu_processes_gloo(tiny_dataset, tmp_path):
         [
             str(BIN / "torchrun"),
             "--nproc_per_node=2",
-            "--master_port=29533",
+            f"--master_port={free_port()}",
             "-m",
             "hybrid.cli",
             "train",

@@ -1,7 +1,7 @@
-"""Timbre calibration by resynthesis: a correction that brings the decoder's output nearer the timbre song.
+"""The correction: an equaliser, measured by resynthesis, that brings the decoder's output nearer the timbre song.
 
 The decoder's timbre embedding is learned from a few hundred instruments; for an instrument it never heard it
-gets the broad character right and the spectral envelope only roughly (see the README's numbers). The timbre
+gets the broad character right and the spectral envelope only roughly (docs/design.md). The timbre
 song itself is at hand, but its spectrum cannot be compared with the output's as it is: the two play different
 notes. So hybrid transcribes the timbre song, renders *its own notes* with its embedding, and compares that
 rendering with the real song. Both play the same notes, so what differs is what the decoder got wrong about
@@ -22,13 +22,13 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.neural.conditioning import SAMPLE_RATE_HZ
+from hybrid.constants import SAMPLE_RATE_HZ
 
 N_BANDS = 40
 N_FFT = 1024
 HOP = 256
 F_MIN_HZ, F_MAX_HZ = 30.0, 8000.0
-AUDIBLE_DB = 50.0  # frames within this of the loudest are compared (as in hybrid.timbre's descriptor)
+AUDIBLE_DB = 50.0  # frames within this of the loudest are compared (as in hybrid.metrics' timbre descriptor)
 N_COEFFICIENTS = 20  # cepstral coefficients corrected (fewer: only the smoother part of the envelope)
 SCALE_RANGE = (0.5, 2.0)  # the spread of a coefficient is changed at most by these factors
 MAX_GAIN_DB = 12.0  # per band and frame
@@ -114,7 +114,7 @@ def _stats(
 
 
 @dataclass(frozen=True)
-class TimbreCorrection:
+class Correction:
     """Per cepstral coefficient: `shift` is added to the mean, deviations from the mean are multiplied by
     `scale` (coefficient 0, the loudness, is never changed). The resulting gain of each mel band is weighted by
     `weight` (0 where the timbre song has nothing to show)."""
@@ -130,7 +130,7 @@ class TimbreCorrection:
         rendered: npt.NDArray[np.float32],
         n_coefficients: int = N_COEFFICIENTS,
         scale_range: tuple[float, float] = SCALE_RANGE,
-    ) -> TimbreCorrection | None:
+    ) -> Correction | None:
         """The correction that maps `rendered`'s statistics onto `target`'s (16 kHz mono, the same notes);
         None when either has too little audible sound to measure."""
         t, r = _stats(target), _stats(rendered)
@@ -144,10 +144,10 @@ class TimbreCorrection:
         weight = np.clip((UNRELIABLE_DB - depth) / (UNRELIABLE_DB - RELIABLE_DB), 0.0, 1.0)
         return cls(shift, scale, weight)
 
-    def scaled(self, strength: float) -> TimbreCorrection:
+    def scaled(self, strength: float) -> Correction:
         """The correction applied `strength` of the way (0: none, 1: in full)."""
         s = float(np.clip(strength, 0.0, 1.0))
-        return TimbreCorrection(self.shift * s, self.scale**s, self.weight)
+        return Correction(self.shift * s, self.scale**s, self.weight)
 
     @property
     def envelope_db(self) -> npt.NDArray[np.float64]:

@@ -1,15 +1,15 @@
-"""Refining a timbre on the timbre song itself: analysis by synthesis of the decoder's output layer.
+"""The offset: calibrating the decoder's output layer on the timbre song itself, by analysis by synthesis.
 
 The encoder's embedding places a timbre song among the instruments the decoder was trained on; an instrument
-unlike all of them lands near the closest one. Refinement then fits one offset per raw output of the decoder
+unlike all of them lands near the closest one. The offset fit then takes one value per raw output of the decoder
 (overall level, the 60 harmonic weights by harmonic number, the 65 noise bands) so that the decoder, playing
 the song's own transcribed notes, sounds like the song: gradient descent on a multi-resolution log-mel
 distance, over random short crops of the song. The network is run once; each step only re-applies the output
 nonlinearities and the synth, which keeps it to about a second on a CPU.
 
 Because the harmonic weights are indexed by harmonic number, the offset moves with the pitch (a brighter or
-hollower tone at every pitch), where hybrid.neural.calibration's correction is an equaliser on absolute
-frequency. The two are used together: refinement first, then the correction is measured on the refined
+hollower tone at every pitch), where hybrid.calibration.correction is an equaliser on absolute
+frequency. The two are used together: the offset first, then the correction is measured on the offset
 rendering.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ
+from hybrid.constants import FRAME_HOP, SAMPLE_RATE_HZ, mel_filters
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 STEPS = 30
 LEARNING_RATE = 0.05
 CROP_S = 2.0  # each step fits a random 2 s crop
-# A shorter song (with its notes' release tails) is not refined. Refining on one 4 s NSynth guitar note (its
+# No offset is fitted on a shorter song (with its notes' release tails). Fitting on one 4 s NSynth guitar note (its
 # transcribed note and tail are about 1 s) lowered the notes-survive F1 of other phrases from 0.95 to 0.82.
 MIN_S = 2.0
 # (n_fft, mel bands) of the log-mel distance; hop n_fft / 4.
@@ -45,7 +45,7 @@ FLOOR_DB = 60.0  # mel power more than this far below the crop's loudest counts 
 
 
 @dataclass(frozen=True)
-class RefineResult:
+class OffsetFit:
     offset: npt.NDArray[np.float32]  # (1 + n_harmonics + noise_bands,) added to the decoder's raw output
     loss_before: float
     loss_after: float
@@ -53,13 +53,9 @@ class RefineResult:
 
 @lru_cache(maxsize=1)
 def _mel_filters() -> dict[int, torch.Tensor]:
-    import librosa
     import torch
 
-    return {
-        n: torch.tensor(librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=n, n_mels=m), dtype=torch.float32)
-        for n, m in RESOLUTIONS
-    }
+    return {n: torch.tensor(mel_filters(n, m), dtype=torch.float32) for n, m in RESOLUTIONS}
 
 
 def log_mel_distance(
@@ -93,7 +89,7 @@ def _adam_step(params: list[torch.Tensor], moments: list[tuple[torch.Tensor, tor
             p.sub_(step)
 
 
-def refine_offset(
+def fit_offset(
     decoder: WaveNetDecoder,
     cond: npt.NDArray[np.float32],
     embedding: npt.NDArray[np.float32],
@@ -102,7 +98,7 @@ def refine_offset(
     steps: int = STEPS,
     seed: int = 0,
     batch_voices: int = 8,
-) -> RefineResult | None:
+) -> OffsetFit | None:
     """Fit the output offset that makes the decoder's rendering of `cond` (voices, N_COND, frames) sound like
     `target` (mono 16 kHz, aligned with cond). None when the target is too short or silent to fit on."""
     import torch
@@ -145,7 +141,7 @@ def refine_offset(
         _adam_step(params, moments, step + 1)
         losses.append(loss.item())
     k = max(1, steps // 10)
-    return RefineResult(
+    return OffsetFit(
         (LIMIT * torch.tanh(raw / LIMIT)).detach().cpu().numpy().astype(np.float32),
         float(np.mean(losses[:k])),
         float(np.mean(losses[-k:])),

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import NSYNTH_HOLD_S, NSYNTH_RELEASE_S, SAMPLE_RATE_HZ, midi_to_hz
 from hybrid.data.gm import gm_family_source, gm_program_name
-from hybrid.data.nsynth import SAMPLE_RATE_HZ, SPLITS, NoteName, make_record, split_dir
+from hybrid.data.nsynth import SPLITS, NoteName, make_record, split_dir
 from hybrid.errors import HybridError
 
-HOLD_S, RELEASE_S = 3.0, 1.0
 SILENT_PEAK = 10 ** (-60 / 20)  # a note whose peak stays under -60 dBFS is silent
 CLIP_PEAK = 0.999
 PITCH_TOLERANCE_CENTS = 100.0  # octave errors of the pitch tracker are forgiven; anything else drops the note
@@ -123,8 +123,8 @@ def check_note(audio: npt.NDArray[np.float32], pitch: int) -> str | None:
         return "clipped"
     import librosa
 
-    target = 440.0 * 2 ** ((pitch - 69) / 12)
-    held = audio[int(0.1 * SAMPLE_RATE_HZ) : int(HOLD_S * SAMPLE_RATE_HZ)]
+    target = float(midi_to_hz(pitch))
+    held = audio[int(0.1 * SAMPLE_RATE_HZ) : int(NSYNTH_HOLD_S * SAMPLE_RATE_HZ)]
     f_lo, f_hi = max(30.0, target / 2.2), min(7900.0, target * 2.2)
     frame = 2048 if f_lo < 80 else 1024
     f0 = librosa.yin(held, fmin=f_lo, fmax=f_hi, sr=SAMPLE_RATE_HZ, frame_length=frame)
@@ -176,7 +176,7 @@ def _render_instruments(
                         dropped = {"missing_preset": 1}
                         records = []
                         break
-                    y = renderer.note(inst.bank, inst.program, pitch, vel, HOLD_S, RELEASE_S)
+                    y = renderer.note(inst.bank, inst.program, pitch, vel, NSYNTH_HOLD_S, NSYNTH_RELEASE_S)
                     reason = check_note(y, pitch)
                     if reason:
                         dropped[reason] = dropped.get(reason, 0) + 1

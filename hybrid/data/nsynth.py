@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import NSYNTH_HOLD_S, NSYNTH_RELEASE_S, SAMPLE_RATE_HZ
 from hybrid.data.gm import FAMILIES, QUALITIES, SOURCES
 from hybrid.errors import HybridError
 
 SPLITS = ("train", "valid", "test")
-SAMPLE_RATE_HZ = 16000
-NOTE_SECONDS = 4.0
+NOTE_SECONDS = NSYNTH_HOLD_S + NSYNTH_RELEASE_S
 # <family>_<source>_<instrument id>-<MIDI pitch, 3 digits>-<velocity, 3 digits>, e.g. bass_synthetic_135-067-025
 NOTE_STR_RE = re.compile(
     r"^(?P<family>[a-z_]+?)_(?P<source>acoustic|electronic|synthetic)_(?P<instrument>\d{3,})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$"

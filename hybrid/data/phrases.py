@@ -13,10 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.data.nsynth import SAMPLE_RATE_HZ, Example
+from hybrid.constants import NSYNTH_HOLD_S, SAMPLE_RATE_HZ
+from hybrid.data.nsynth import Example
 from hybrid.notes import Note, NoteSequence
-
-HOLD_END_S = 3.0  # where an NSynth note's key is released
 
 
 def random_phrase(
@@ -76,9 +75,9 @@ def assemble_phrase(
         cost = np.abs(pv[:, 0] - n.pitch_midi) * 10 + np.abs(pv[:, 1] - n.velocity) / 127
         k = int(np.argmin(cost))
         y = audio[k]
-        held = min(int(n.duration_s * sr), int(HOLD_END_S * sr))
+        held = min(int(n.duration_s * sr), int(NSYNTH_HOLD_S * sr))
         body = y[:held].copy()
-        tail = y[int(HOLD_END_S * sr) : int(HOLD_END_S * sr) + int(release_s * sr)].copy()
+        tail = y[int(NSYNTH_HOLD_S * sr) : int(NSYNTH_HOLD_S * sr) + int(release_s * sr)].copy()
         if len(body) > fade and len(tail) > fade:
             # Crossfade from the held sound into the recorded release, scaled to meet the body's level.
             lvl_body = np.sqrt(np.mean(body[-fade:] ** 2)) + 1e-9

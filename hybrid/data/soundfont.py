@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import FLUIDR3_GM, NSYNTH_HOLD_S, NSYNTH_RELEASE_S, SAMPLE_RATE_HZ
 from hybrid.errors import HybridError
 from hybrid.notes import NoteSequence
 
@@ -20,7 +21,7 @@ def default_soundfonts() -> list[Path]:
     import pretty_midi
 
     candidates = [
-        Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+        FLUIDR3_GM,
         Path("/usr/share/sounds/sf3/MuseScore_General_Full.sf3"),
         Path(pretty_midi.__file__).parent / "TimGM6mb.sf2",
     ]
@@ -38,7 +39,7 @@ class SoundFontRenderer:
     """One FluidSynth instance with one SoundFont loaded; renders mono float32 audio."""
 
     def __init__(
-        self, soundfont: str | os.PathLike[str], sample_rate_hz: int = 16000, gain: float = 0.5
+        self, soundfont: str | os.PathLike[str], sample_rate_hz: int = SAMPLE_RATE_HZ, gain: float = 0.5
     ) -> None:
         import fluidsynth
 
@@ -89,7 +90,13 @@ class SoundFontRenderer:
         self._samples(BLOCK * 8)  # flush what the voices had queued
 
     def note(
-        self, bank: int, program: int, pitch: int, velocity: int, hold_s: float = 3.0, release_s: float = 1.0
+        self,
+        bank: int,
+        program: int,
+        pitch: int,
+        velocity: int,
+        hold_s: float = NSYNTH_HOLD_S,
+        release_s: float = NSYNTH_RELEASE_S,
     ) -> npt.NDArray[np.float32]:
         """One note: key down for hold_s, then release_s of release (NSynth: 3 s + 1 s)."""
         self._silence_all()

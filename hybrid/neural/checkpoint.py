@@ -1,5 +1,7 @@
-"""The versioned checkpoint directory: config.json (format version, architectures, provenance) and
-model.safetensors (weights only). Loading is strict and never unpickles."""
+"""The versioned checkpoint directory: config.json (format version, architectures, the audio and conditioning
+formats the weights were trained on, provenance) and model.safetensors (weights only). Loading is strict,
+checks the recorded formats against this code's, and never unpickles. docs/checkpoint-format.md describes
+the format and its changes."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybrid.errors import HybridError
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+if TYPE_CHECKING:
+    from hybrid.neural.models import TimbreEncoder, WaveNetDecoder
+
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PENDING = ".next"  # a checkpoint being saved is written as NAME.next first, then renamed
@@ -21,18 +26,50 @@ PENDING = ".next"  # a checkpoint being saved is written as NAME.next first, the
 
 @dataclass
 class Checkpoint:
-    encoder: Any  # TimbreEncoder
-    decoder: Any  # WaveNetDecoder
+    encoder: TimbreEncoder
+    decoder: WaveNetDecoder
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
 
+def formats() -> dict[str, Any]:
+    """What format 2 records beside the architectures, as this code defines it: the audio rates, the
+    conditioning and the encoder's mel analysis. A checkpoint whose record differs would render wrongly."""
+    from hybrid.constants import FRAME_HOP, SAMPLE_RATE_HZ
+    from hybrid.neural import conditioning
+    from hybrid.neural.models import MEL_FMAX_HZ, MEL_FMIN_HZ
+
+    return {
+        "audio": {"sample_rate_hz": SAMPLE_RATE_HZ, "frame_hop": FRAME_HOP},
+        "conditioning": conditioning.spec(),
+        "mel": {"fmin_hz": MEL_FMIN_HZ, "fmax_hz": MEL_FMAX_HZ, "scale": "slaney", "norm": "slaney"},
+    }
+
+
+def _check_formats(cfg: dict[str, Any], cfg_path: Path) -> None:
+    """Refuse a checkpoint trained on another audio rate, conditioning or mel analysis than this code's. Format 1
+    recorded none of them: it was written by code with the values format 2 records first."""
+    if cfg.get("format_version") == 1:
+        return
+    ours = formats()
+    for key, want in ours.items():
+        got = cfg.get(key)
+        if got != want:
+            diff = (
+                "missing"
+                if not isinstance(got, dict)
+                else ", ".join(f"{k}: {got.get(k)!r} here {v!r}" for k, v in want.items() if got.get(k) != v)
+            )
+            raise HybridError(f"{cfg_path}: trained for another {key} format than this hybrid's ({diff})")
+
+
 def default_checkpoint_dir() -> Path:
     """The shipped model: inside the installed package (wheels), or checkpoints/default in a source checkout."""
-    packaged = Path(__file__).resolve().parent / "_default_checkpoint"
+    package = Path(__file__).resolve().parent.parent  # hybrid/
+    packaged = package / "_default_checkpoint"
     if (packaged / CONFIG_NAME).exists():
         return packaged
-    return Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+    return package.parent / "checkpoints" / "default"
 
 
 def _sha256(path: Path) -> str:
@@ -44,7 +81,10 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(
-    directory: str | os.PathLike[str], encoder: Any, decoder: Any, provenance: dict[str, Any]
+    directory: str | os.PathLike[str],
+    encoder: TimbreEncoder,
+    decoder: WaveNetDecoder,
+    provenance: dict[str, Any],
 ) -> Path:
     """Write weights and config.json (which records the weights' sha256), so that a kill at any moment leaves a
     loadable checkpoint: both are first written whole beside their final names (PENDING suffix), then renamed,
@@ -63,8 +103,9 @@ def save_checkpoint(
         save_file(tensors, str(tmp))
     config = {
         "format_version": FORMAT_VERSION,
-        "encoder": asdict(encoder.cfg),
-        "decoder": asdict(decoder.cfg),
+        "encoder": {"architecture": type(encoder).__name__, **asdict(encoder.cfg)},
+        "decoder": {"architecture": type(decoder).__name__, **asdict(decoder.cfg)},
+        **formats(),
         "weights_sha256": _sha256(weights),
         "provenance": provenance,
     }
@@ -117,11 +158,17 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
         raise HybridError(
             f"{w_path}: does not match {CONFIG_NAME} (sha256 differs): mixed or damaged checkpoint"
         )
+    _check_formats(cfg, cfg_path)
     try:
-        enc_cfg = EncoderConfig(**cfg["encoder"])
-        dec_dict = dict(cfg["decoder"])
+        enc_dict, dec_dict = dict(cfg["encoder"]), dict(cfg["decoder"])
+        for d_, cls in ((enc_dict, TimbreEncoder), (dec_dict, WaveNetDecoder)):
+            arch = d_.pop("architecture", cls.__name__)  # format 1 named none: it had only these
+            if arch != cls.__name__:
+                raise HybridError(
+                    f"{cfg_path}: unknown architecture {arch!r} (this hybrid has {cls.__name__})"
+                )
         dec_dict["dilations"] = tuple(dec_dict["dilations"])
-        dec_cfg = DecoderConfig(**dec_dict)
+        enc_cfg, dec_cfg = EncoderConfig(**enc_dict), DecoderConfig(**dec_dict)
     except (KeyError, TypeError) as exc:
         raise HybridError(f"{cfg_path}: bad model configuration ({exc})") from None
     try:

@@ -1,20 +1,19 @@
-"""Notes -> frame-rate conditioning for the decoder, one track per voice.
+"""Notes -> frame-rate conditioning for the decoder, one track per voice (at hybrid.constants.FRAME_RATE_HZ).
 
-Constants (all derived from NSynth's 16 kHz):
-- FRAME_HOP = 64 samples -> 250 frames per second: fine enough for 4 ms onset placement, coarse enough that a
-  30 s piece is only 7,500 frames per voice.
+The channels, their order and their constants are the decoder's input format: a checkpoint records them
+(`spec()`), and loading refuses one trained on another format.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.constants import FRAME_RATE_HZ, midi_to_hz
 from hybrid.notes import Note, NoteSequence
 
-SAMPLE_RATE_HZ = 16000
-FRAME_HOP = 64
-FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_HOP  # 250
 # Channels of the conditioning tensor, in order.
 COND_CHANNELS = (
     "pitch",  # (MIDI pitch + bend - 60) / 24, held through the release
@@ -29,7 +28,39 @@ COND_CHANNELS = (
     "active",  # 1 from a note's onset until the next note of the voice (or the end)
 )
 N_COND = len(COND_CHANNELS)
+CH = {name: i for i, name in enumerate(COND_CHANNELS)}  # channel name -> index
+# The pitch channel is (MIDI pitch - PITCH_CENTER_MIDI) / PITCH_SCALE_SEMITONES: about -1..1 over the piano's
+# middle four octaves.
+PITCH_CENTER_MIDI = 60.0
+PITCH_SCALE_SEMITONES = 24.0
+ONSET_FRAMES = 2  # the onset channel is 1 on this many frames
+SINCE_ONSET_S = (0.05, 0.5, 2.0)  # time constants of since_onset_fast, _mid, _slow
+SINCE_RELEASE_S = (0.1, 0.5)  # time constants of since_release_fast, _slow
 RELEASE_TAIL_S = 1.0  # how long a voice keeps sounding after its last note, at most
+
+
+def spec() -> dict[str, object]:
+    """The conditioning format as a checkpoint records it (format 2), to be compared on load."""
+    return {
+        "channels": list(COND_CHANNELS),
+        "pitch_center_midi": PITCH_CENTER_MIDI,
+        "pitch_scale_semitones": PITCH_SCALE_SEMITONES,
+        "onset_frames": ONSET_FRAMES,
+        "since_onset_s": list(SINCE_ONSET_S),
+        "since_release_s": list(SINCE_RELEASE_S),
+        "frame_rate_hz": FRAME_RATE_HZ,
+    }
+
+
+def pitch_channel(midi: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """MIDI pitch -> the pitch channel's value."""
+    return (np.asarray(midi, np.float64) - PITCH_CENTER_MIDI) / PITCH_SCALE_SEMITONES
+
+
+def channel_midi(value: Any) -> Any:
+    """The pitch channel's value -> MIDI pitch (the inverse of pitch_channel). Arrays and tensors keep their
+    type and precision."""
+    return value * PITCH_SCALE_SEMITONES + PITCH_CENTER_MIDI
 
 
 def allocate_voices(seq: NoteSequence, max_voices: int | None = None) -> list[list[Note]]:
@@ -73,19 +104,20 @@ def voice_conditioning(notes: list[Note], n_frames: int) -> npt.NDArray[np.float
             )
             pitch[:held] += curve
             pitch[held:] += n.bend_semitones[-1]
-        c[0, seg] = (pitch - 60.0) / 24.0
-        c[1, seg] = n.velocity / 127.0
-        c[2, a : min(off, b)] = 1.0
-        c[3, a : min(a + 2, b)] = 1.0
+        c[CH["pitch"], seg] = pitch_channel(pitch)
+        c[CH["velocity"], seg] = n.velocity / 127.0
+        c[CH["gate"], a : min(off, b)] = 1.0
+        c[CH["onset"], a : min(a + ONSET_FRAMES, b)] = 1.0
         since_on = t[seg] - n.onset_s
-        c[4, seg] = np.exp(-since_on / 0.05)
-        c[5, seg] = np.exp(-since_on / 0.5)
-        c[6, seg] = np.exp(-since_on / 2.0)
+        for name, tau in zip(
+            ("since_onset_fast", "since_onset_mid", "since_onset_slow"), SINCE_ONSET_S, strict=True
+        ):
+            c[CH[name], seg] = np.exp(-since_on / tau)
         if off < b:
-            since_off = t[off:b] - n.offset_s
-            c[7, off:b] = np.exp(-np.maximum(since_off, 0) / 0.1)
-            c[8, off:b] = np.exp(-np.maximum(since_off, 0) / 0.5)
-        c[9, seg] = 1.0
+            since_off = np.maximum(t[off:b] - n.offset_s, 0)
+            for name, tau in zip(("since_release_fast", "since_release_slow"), SINCE_RELEASE_S, strict=True):
+                c[CH[name], off:b] = np.exp(-since_off / tau)
+        c[CH["active"], seg] = 1.0
     return c
 
 
@@ -102,5 +134,4 @@ def sequence_conditioning(
 
 def f0_hz(cond: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """The f0 track (Hz) encoded in a conditioning array's pitch channel (any leading shape)."""
-    midi = cond[..., 0, :] * 24.0 + 60.0
-    return (440.0 * 2 ** ((midi - 69.0) / 12.0)).astype(np.float32)
+    return midi_to_hz(channel_midi(cond[..., CH["pitch"], :])).astype(np.float32)

@@ -16,8 +16,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hybrid.neural.conditioning import COND_CHANNELS, FRAME_HOP, N_COND, SAMPLE_RATE_HZ
+from hybrid.constants import FRAME_HOP, mel_filters, midi_to_hz
+from hybrid.neural.conditioning import CH, N_COND, channel_midi
 from hybrid.neural.synth import harmonic_synth, noise_synth
+
+MEL_FMIN_HZ, MEL_FMAX_HZ = 30.0, 8000.0  # the encoder's mel bands span 30 Hz to Nyquist at 16 kHz
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,7 @@ class DecoderConfig:
 class LogMel(nn.Module):
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
-        import librosa
-
-        fb = librosa.filters.mel(
-            sr=SAMPLE_RATE_HZ, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=30.0, fmax=8000.0
-        )
+        fb = mel_filters(cfg.n_fft, cfg.n_mels, fmin=MEL_FMIN_HZ, fmax=MEL_FMAX_HZ)
         self.fb: torch.Tensor
         self.window: torch.Tensor
         self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32), persistent=False)
@@ -152,10 +151,10 @@ class WaveNetDecoder(nn.Module):
         self, h: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Synth controls at frame rate from `features`; `offset` (1 + n_harmonics + noise_bands,) is added
-        to the raw values first (a timbre's refinement, hybrid.neural.refine)."""
+        to the raw values first (the calibration's offset, hybrid.calibration.offset)."""
         if offset is not None:
             h = h + offset[None, :, None]
-        a = COND_CHANNELS.index("active")
+        a = CH["active"]
         active = cond[:, a : a + 1]  # silence outside notes and their release tails
         amp = exp_sigmoid(h[:, :1] - 3.0) * active
         dist = torch.softmax(h[:, 1 : 1 + self.cfg.n_harmonics], dim=1)
@@ -176,7 +175,7 @@ class WaveNetDecoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Synth controls -> audio (B, n_samples) at 16 kHz, at the f0 in cond's pitch channel."""
-        f0 = 440.0 * 2 ** ((cond[:, 0] * 24.0 + 60.0 - 69.0) / 12.0)
+        f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
         harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n_samples)
         return harm + noise_synth(ctl["noise"], n_samples, generator)
 

@@ -11,9 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from hybrid.neural.conditioning import FRAME_HOP, SAMPLE_RATE_HZ
+from hybrid.constants import FRAME_HOP, SAMPLE_RATE_HZ
 
-CHUNK_SAMPLES = 16000  # 1 s of sinusoids at a time
+CHUNK_SAMPLES = SAMPLE_RATE_HZ  # 1 s of sinusoids at a time
 
 
 def upsample(x: torch.Tensor, n_samples: int) -> torch.Tensor:

@@ -1,0 +1,116 @@
+"""The fitted timbre: what calibration produces and what a rendering takes (see the package's glossary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.calibration.correction import Correction
+from hybrid.neural.conditioning import RELEASE_TAIL_S
+from hybrid.notes import NoteSequence
+
+if TYPE_CHECKING:
+    from hybrid.neural.renderer import Offset, Renderer
+
+# The calibration is trusted for notes within an octave of the timbre song's pitch range, and applied in
+# proportion to the share of the notes (by duration) that lie there.
+CALIBRATION_RANGE_MARGIN = 12.0
+OFFSET_SHARES = (1.0, 0.5, 0.0)  # the note check's candidates: the whole offset, half of it, none
+
+
+@dataclass(frozen=True)
+class CalibrationSummary:
+    """What the report shows of a calibration applied to some notes."""
+
+    notes: int  # how many notes of the timbre song it was measured on
+    pitch_range: tuple[float, float] | None  # their lowest and highest MIDI pitch
+    strength: float  # how much of it these notes get
+    envelope_db: npt.NDArray[np.float64]  # the correction's average gain per mel band, as applied
+    scale: npt.NDArray[np.float64]  # its spread factor per cepstral coefficient, as applied
+    harmonic_db: npt.NDArray[np.float64] | None  # the offset's change of each harmonic's level, as applied
+
+
+@dataclass(frozen=True)
+class FittedTimbre:
+    """A timbre song fitted for rendering: the embedding and, when calibrated, the offset and the corrections
+    measured with the whole offset, half of it and none (for the note check to choose among)."""
+
+    embedding: npt.NDArray[np.float32]
+    correction: Correction | None = None
+    calibration_notes: int = 0
+    pitch_range: tuple[float, float] | None = None
+    offset: Offset | None = None
+    half_correction: Correction | None = None
+    no_offset_correction: Correction | None = None  # measured without the offset
+
+    def with_offset_share(self, share: float) -> FittedTimbre:
+        """This timbre with all, half or none of its offset (share 1, 0.5 or 0), each with the correction
+        that was measured with that much of it."""
+        if share not in OFFSET_SHARES:
+            raise ValueError(f"offset share must be one of {OFFSET_SHARES}, got {share}")
+        if self.offset is None or share == 1.0:
+            return self
+        if share == 0.0:
+            return replace(self, offset=None, correction=self.no_offset_correction)
+        return replace(self, offset=half_offset(self.offset), correction=self.half_correction)
+
+    def strength(self, notes: NoteSequence) -> float:
+        """How much of the calibration to apply to these notes: the share of their duration that lies within
+        CALIBRATION_RANGE_MARGIN semitones of the pitch range it was measured on."""
+        if (self.correction is None and self.offset is None) or self.pitch_range is None or not notes.notes:
+            return 0.0
+        lo, hi = (
+            self.pitch_range[0] - CALIBRATION_RANGE_MARGIN,
+            self.pitch_range[1] + CALIBRATION_RANGE_MARGIN,
+        )
+        dur = np.array([n.offset_s - n.onset_s for n in notes.notes])
+        inside = np.array([lo <= n.pitch_midi <= hi for n in notes.notes])
+        return float((dur * inside).sum() / max(dur.sum(), 1e-9))
+
+    def scaled_offset(self, strength: float) -> Offset | None:
+        """The offset a rendering at this strength uses."""
+        return self.offset * strength if self.offset is not None and strength > 0.0 else None
+
+    def corrected(self, mix: npt.NDArray[np.float32], strength: float) -> npt.NDArray[np.float32]:
+        """The decoder's mix with the correction applied at this strength (unchanged without one)."""
+        if self.correction is None or strength <= 0.0:
+            return mix
+        return self.correction.scaled(strength).apply(mix)
+
+    def summary(self, notes: NoteSequence) -> CalibrationSummary | None:
+        """The calibration as applied to these notes, for the report (None when uncalibrated)."""
+        from hybrid.calibration.offset import harmonic_levels_db
+
+        if self.correction is None:
+            return None
+        strength = self.strength(notes)
+        applied = self.correction.scaled(strength)
+        return CalibrationSummary(
+            self.calibration_notes,
+            self.pitch_range,
+            strength,
+            applied.envelope_db,
+            applied.scale,
+            None if self.offset is None else harmonic_levels_db(self.offset * strength),
+        )
+
+
+def half_offset(offset: Offset) -> Offset:
+    return (offset * 0.5).astype(np.float32)
+
+
+def render_fitted(
+    renderer: Renderer,
+    notes: NoteSequence,
+    timbre: FittedTimbre,
+    seed: int = 0,
+    tail_s: float = RELEASE_TAIL_S,
+) -> npt.NDArray[np.float32]:
+    """Mono audio of the notes with a fitted timbre: the decoder's mix with the offset, then the correction,
+    both as far as `FittedTimbre.strength` trusts them for these notes."""
+    strength = timbre.strength(notes)
+    mix = renderer.render(notes, timbre.embedding, timbre.scaled_offset(strength), seed, tail_s)
+    return timbre.corrected(mix, strength)

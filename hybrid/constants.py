@@ -1,0 +1,61 @@
+"""Facts every stage shares, each declared once with the reason for its value.
+
+Audio rates: the decoder renders at NSynth's rate; basic-pitch reads its own rate (hybrid.transcription).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# The decoder's output rate and its training data's: NSynth's notes are 16 kHz.
+SAMPLE_RATE_HZ = 16_000
+# Decoder frames: 64 samples (4 ms) -> 250 frames/s, fine enough to place onsets, coarse enough that a 30 s
+# piece is 7,500 frames per voice.
+FRAME_HOP = 64
+FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_HOP
+
+# An NSynth note: the key is held for 3 s, then the note rings for 1 s more (4 s in all).
+NSYNTH_HOLD_S = 3.0
+NSYNTH_RELEASE_S = 1.0
+
+# MIDI's default tempo: what a note sequence carries when nothing else is known.
+DEFAULT_TEMPO_BPM = 120.0
+
+# Debian's fluid-soundfont-gm: the General MIDI SoundFont of the baselines and the default training set.
+FLUIDR3_GM = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+A4_HZ = 440.0
+A4_MIDI = 69.0
+
+
+def midi_to_hz(midi: Any) -> Any:
+    """MIDI pitch (fractional allowed) -> frequency in Hz, equal temperament (A4_MIDI sounds at A4_HZ). Arrays and tensors
+    keep their type and precision; anything else is computed in float64."""
+    m = midi if hasattr(midi, "dtype") else np.asarray(midi, np.float64)
+    return A4_HZ * 2.0 ** ((m - A4_MIDI) / 12.0)
+
+
+def hz_to_midi(hz: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Frequency in Hz -> fractional MIDI pitch (the inverse of midi_to_hz), in float64."""
+    return A4_MIDI + 12.0 * np.log2(np.asarray(hz, np.float64) / A4_HZ)
+
+
+def mel_filters(
+    n_fft: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+) -> npt.NDArray[np.float32]:
+    """(n_mels, n_fft // 2 + 1) librosa's mel filterbank (Slaney scale and area normalisation), the one that
+    the encoder and the offset fit use. The correction's filterbank (hybrid.calibration.correction) is on the
+    HTK scale with unit peaks on purpose: its bands are gains to be inverted, not energies to be compared."""
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(
+        np.float32
+    )

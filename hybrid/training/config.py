@@ -1,0 +1,53 @@
+"""A training run's settings: TrainConfig, read from JSON with command-line overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hybrid.errors import HybridError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    encoder: dict[str, Any] = field(default_factory=dict)  # EncoderConfig overrides
+    decoder: dict[str, Any] = field(default_factory=dict)  # DecoderConfig overrides
+    encoder_steps: int = 1500
+    encoder_batch: int = 32
+    encoder_crop_s: float = 1.5
+    encoder_lr: float = 2e-3
+    steps: int = 10000  # decoder steps
+    batch: int = 8
+    crop_s: float = 1.0
+    lr: float = 1e-3
+    phrase_fraction: float = 0.4  # share of decoder items that are rendered phrases, not single notes
+    embeddings_per_instrument: int = 6
+    checkpoint_every: int = 250
+    validate_every: int = 1000
+    seed: int = 0
+    init_from: str | None = None  # a checkpoint directory: start from its weights, skip the encoder stage
+    encoder_finetune_lr: float = 0.0  # > 0: the encoder trains with the decoder (reconstruction loss)
+    eq_augment_db: float = 0.0  # > 0: random EQ of up to about this many dB on target and timbre clip
+    online_embeddings: bool = False  # each item's embedding from a fresh clip (implied by the two above)
+
+    @property
+    def embeddings_online(self) -> bool:
+        return self.online_embeddings or self.encoder_finetune_lr > 0 or self.eq_augment_db > 0
+
+
+def load_train_config(path: str | os.PathLike[str] | None, overrides: dict[str, Any]) -> TrainConfig:
+    d: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HybridError(f"{p}: cannot read training config ({exc})") from None
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**d)
+    except TypeError as exc:
+        raise HybridError(f"training config: {exc}") from None
