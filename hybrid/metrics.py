@@ -54,25 +54,15 @@ def note_scores(
     est_iv, est_hz = estimate.intervals_pitches()
     if len(ref_iv) == 0 or len(est_iv) == 0:
         return NoteScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ref_iv), len(est_iv))
-    p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ref_iv,
-        ref_hz,
-        est_iv,
-        est_hz,
-        onset_tolerance=onset_tolerance_s,
-        pitch_tolerance=pitch_tolerance_cents,
-        offset_ratio=offset_ratio,
-        offset_min_tolerance=OFFSET_MIN_TOLERANCE_S,
-    )
-    po, ro, fo, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ref_iv,
-        ref_hz,
-        est_iv,
-        est_hz,
-        onset_tolerance=onset_tolerance_s,
-        pitch_tolerance=pitch_tolerance_cents,
-        offset_ratio=None,
-    )
+
+    def prf(**offsets: float | None) -> tuple[float, float, float]:
+        p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
+            ref_iv, ref_hz, est_iv, est_hz, onset_tolerance_s, pitch_tolerance_cents, **offsets
+        )
+        return float(p), float(r), float(f)
+
+    p, r, f = prf(offset_ratio=offset_ratio, offset_min_tolerance=OFFSET_MIN_TOLERANCE_S)
+    po, ro, fo = prf(offset_ratio=None)
     return NoteScores(float(p), float(r), float(f), float(po), float(ro), float(fo), len(ref_iv), len(est_iv))
 
 

@@ -58,6 +58,9 @@ class Run:
     dist: Dist
     log: Callable[[str], None]
     provenance: dict[str, Any]
+    train_data: InstrumentData
+    valid_data: InstrumentData | None
+    rng: np.random.Generator
     history: dict[str, Any] = field(default_factory=dict)
     elapsed_before_s: float = 0.0
     started: float = field(default_factory=time.time)
@@ -158,7 +161,7 @@ def train(
         torch.randn(len(train_data.instruments), encoder.cfg.embedding_dim, device=dist.device) * 0.1
     )
     stage, step = "encoder", 0
-    run = Run(out_dir, cfg, dist, log, {})
+    run = Run(out_dir, cfg, dist, log, {}, train_data, valid_data, rng)
     if cfg.init_from:
         from hybrid.neural.checkpoint import load_checkpoint
 
@@ -185,11 +188,9 @@ def train(
         **({"init_from": cfg.init_from} if cfg.init_from else {}),
     }
     if stage == "encoder":
-        train_encoder(
-            run, encoder, decoder, class_weight, train_data, valid_data, step if resume else 0, resume, rng
-        )
+        train_encoder(run, encoder, decoder, class_weight, step if resume else 0, resume)
         step = 0
-    train_decoder(run, encoder, decoder, train_data, valid_data, step, resume, rng)
+    train_decoder(run, encoder, decoder, step, resume)
     train_data.close()
     if valid_data is not None:
         valid_data.close()
@@ -199,21 +200,12 @@ def train(
     return out_dir
 
 
-def train_encoder(
-    run: Run,
-    encoder: Any,
-    decoder: Any,
-    class_weight: Any,
-    train_data: InstrumentData,
-    valid_data: InstrumentData | None,
-    step: int,
-    resume: bool,
-    rng: np.random.Generator,
-) -> None:
+def train_encoder(run: Run, encoder: Any, decoder: Any, class_weight: Any, step: int, resume: bool) -> None:
     """Stage 1: the timbre encoder, an instrument classifier (cosine softmax with margin)."""
     import torch
 
-    cfg, dist = run.cfg, run.dist
+    cfg, dist, rng = run.cfg, run.dist, run.rng
+    train_data, valid_data = run.train_data, run.valid_data
     enc_model: Any = encoder
     if dist.world > 1:
         enc_model = torch.nn.parallel.DistributedDataParallel(encoder)
@@ -257,22 +249,14 @@ def train_encoder(
         torch.distributed.barrier()  # DDP kept the ranks' encoders identical
 
 
-def train_decoder(
-    run: Run,
-    encoder: Any,
-    decoder: Any,
-    train_data: InstrumentData,
-    valid_data: InstrumentData | None,
-    step: int,
-    resume: bool,
-    rng: np.random.Generator,
-) -> None:
+def train_decoder(run: Run, encoder: Any, decoder: Any, step: int, resume: bool) -> None:
     """Stage 2: the decoder, with the encoder frozen (or fine-tuned with it)."""
     import torch
 
     from hybrid.neural.models import multi_resolution_stft_loss
 
-    cfg, dist = run.cfg, run.dist
+    cfg, dist, rng = run.cfg, run.dist, run.rng
+    train_data, valid_data = run.train_data, run.valid_data
     encoder.eval()
     finetune = cfg.encoder_finetune_lr > 0
     for p in encoder.parameters():
