@@ -75,7 +75,9 @@ def transcribe(
     from hybrid.api import transcribe_to_midi
     from hybrid.transcription import TranscribeOptions
 
-    opts = TranscribeOptions(onset_threshold, frame_threshold, min_note_ms)
+    opts = TranscribeOptions(
+        onset_threshold=onset_threshold, frame_threshold=frame_threshold, min_note_length_ms=min_note_ms
+    )
     result = transcribe_to_midi(song, output, opts, force)
     typer.echo(
         f"{output}: {len(result.notes)} notes, {result.duration_s:.1f} s, tempo {result.tempo_bpm:.1f} BPM"
@@ -322,12 +324,6 @@ def dataset_build(
         test_fraction=test_fraction,
         seed=seed,
     )
-    for p in cfg.programs:
-        if not 0 <= p <= 127:
-            raise HybridError(f"GM programs are 0-127, got {p}")
-    for v in (*cfg.pitches, *cfg.velocities):
-        if not 0 <= v <= 127:
-            raise HybridError(f"MIDI pitches and velocities are 0-127, got {v}")
     with Progress(transient=True) as bar:
         task = bar.add_task("rendering instruments", total=None)
         report = build_dataset(

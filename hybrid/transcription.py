@@ -34,9 +34,10 @@ TEMPO_HOP = 512
 TEMPO_CHUNK_FRAMES = 1292  # 30 s at 22,050 Hz / 512
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TranscribeOptions:
-    """basic-pitch's note-decoding thresholds, pinned to its defaults."""
+    """basic-pitch's note-decoding thresholds, pinned to its defaults; checked when made (a threshold outside
+    (0, 1) keeps basic-pitch's note search from ending)."""
 
     onset_threshold: float = 0.5
     frame_threshold: float = 0.3
@@ -44,6 +45,14 @@ class TranscribeOptions:
     min_frequency_hz: float | None = None
     max_frequency_hz: float | None = None
     melodia_trick: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("onset_threshold", "frame_threshold"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 < value < 1.0):
+                raise HybridError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if not (np.isfinite(self.min_note_length_ms) and 0.0 < self.min_note_length_ms <= 10_000.0):
+            raise HybridError(f"--min-note-ms must be between 0 and 10000, got {self.min_note_length_ms}")
 
 
 @dataclass

@@ -70,6 +70,17 @@ def test_bad_input_gives_one_line_and_no_traceback(tmp_path, content, message):
     assert not (tmp_path / "o.mid").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value"), [("--frame-threshold", "-1"), ("--onset-threshold", "nan"), ("--min-note-ms", "0")]
+)
+def test_absurd_transcription_options_are_one_line_before_any_work(tmp_path, option, value):
+    # --frame-threshold -1 used to keep basic-pitch's note search from ever ending.
+    src = DATA / "egset12_guitar_01.wav"
+    r = run("transcribe", src, "-o", tmp_path / "o.mid", option, value)
+    assert r.exit_code == 1 and option in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o.mid").exists()
+
+
 def test_silent_and_nan_inputs(tmp_path):
     silent, nan = tmp_path / "silent.wav", tmp_path / "nan.wav"
     sf.write(silent, np.zeros(16000, np.float32), 16000)

@@ -79,6 +79,25 @@ def test_parse_ranges():
     assert parse_ranges("0-3,8, 10-11") == (0, 1, 2, 3, 8, 10, 11)
     with pytest.raises(HybridError):
         parse_ranges("a-b")
+    # Out of MIDI's range: refused from the bounds, before a list of ten million numbers is made.
+    with pytest.raises(HybridError, match="9999999 is outside 0-127"):
+        parse_ranges("0-9999999")
+    with pytest.raises(HybridError, match="cannot read the list"):
+        parse_ranges("-1")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"valid_fraction": 2.0, "test_fraction": -1.0}, "add up to at most 1"),
+        ({"valid_fraction": 0.6, "test_fraction": 0.6}, "add up to at most 1"),
+        ({"velocities": (0, 100)}, "MIDI velocities are 1-127, got 0"),
+        ({"programs": ()}, "no GM programs given"),
+    ],
+)
+def test_absurd_build_settings_are_refused(changes, message):
+    with pytest.raises(HybridError, match=message):
+        BuildConfig(**{"soundfonts": ("x.sf2",), **changes})
 
 
 TINY = BuildConfig(

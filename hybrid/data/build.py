@@ -28,7 +28,7 @@ CLIP_PEAK = 0.999
 PITCH_TOLERANCE_CENTS = 100.0  # octave errors of the pitch tracker are forgiven; anything else drops the note
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuildConfig:
     soundfonts: tuple[str, ...]
     programs: tuple[int, ...] = tuple(range(128))
@@ -38,6 +38,25 @@ class BuildConfig:
     test_fraction: float = 0.1
     gain: float = 1.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, values, lo in (
+            ("GM programs", self.programs, 0),
+            ("MIDI pitches", self.pitches, 0),
+            ("MIDI velocities", self.velocities, 1),
+        ):
+            if not values:
+                raise HybridError(f"no {name} given")
+            bad = next((v for v in values if not lo <= v <= 127), None)
+            if bad is not None:
+                raise HybridError(f"{name} are {lo}-127, got {bad}")
+        v, t = self.valid_fraction, self.test_fraction
+        if not (0.0 <= v <= 1.0 and 0.0 <= t <= 1.0 and v + t <= 1.0):
+            raise HybridError(
+                f"--valid-fraction and --test-fraction must be 0-1 and add up to at most 1, got {v} and {t}"
+            )
+        if not (np.isfinite(self.gain) and self.gain > 0):
+            raise HybridError(f"gain must be positive, got {self.gain}")
 
 
 @dataclass(frozen=True)
@@ -67,17 +86,24 @@ class BuildReport:
     missing_presets: list[str] = field(default_factory=list)
 
 
-def parse_ranges(text: str) -> tuple[int, ...]:
-    """'0-3,8,10-11' -> (0, 1, 2, 3, 8, 10, 11)."""
+def parse_ranges(text: str, lowest: int = 0, highest: int = 127) -> tuple[int, ...]:
+    """'0-3,8,10-11' -> (0, 1, 2, 3, 8, 10, 11); every number within lowest..highest (MIDI's 0-127)."""
     out: list[int] = []
     try:
         for part in text.split(","):
             part = part.strip()
             if "-" in part:
-                lo, hi = part.split("-", 1)
-                out.extend(range(int(lo), int(hi) + 1))
+                lo, hi = (int(x) for x in part.split("-", 1))
+                bounds = [lo, hi]
             elif part:
-                out.append(int(part))
+                lo = hi = int(part)
+                bounds = [lo]
+            else:
+                continue
+            bad = next((x for x in bounds if not lowest <= x <= highest), None)
+            if bad is not None:
+                raise HybridError(f"{text!r}: {bad} is outside {lowest}-{highest}")
+            out.extend(range(lo, hi + 1))
     except ValueError:
         raise HybridError(f"cannot read the list {text!r} (use e.g. '0-3,8')") from None
     return tuple(sorted(set(out)))
