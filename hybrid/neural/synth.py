@@ -53,7 +53,7 @@ def harmonic_synth(
         e = min(n_samples, s + CHUNK_SAMPLES)
         lo, hi = max(0, s // FRAME_HOP - 1), min(amplitudes.shape[-1], e // FRAME_HOP + 2)
         # Rendering skips silent chunks and the harmonics that stay inaudible in this one; with gradients
-        # (training, refinement) only those above Nyquist throughout the chunk, which are exactly zero.
+        # (training, the calibration's offset) only those above Nyquist throughout the chunk, which are exactly zero.
         if rendering:
             kept = amplitudes[:, :, lo:hi].amax(dim=(0, 2)) > INAUDIBLE
         else:

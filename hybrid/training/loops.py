@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,11 @@ from hybrid.training.state import (
     read_training_progress,
     save_training_state,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from hybrid.neural.models import TimbreEncoder, WaveNetDecoder
 
 LOG_EVERY = 50  # steps between progress lines
 
@@ -200,7 +205,14 @@ def train(
     return out_dir
 
 
-def train_encoder(run: Run, encoder: Any, decoder: Any, class_weight: Any, step: int, resume: bool) -> None:
+def train_encoder(
+    run: Run,
+    encoder: TimbreEncoder,
+    decoder: WaveNetDecoder,
+    class_weight: torch.nn.Parameter,
+    step: int,
+    resume: bool,
+) -> None:
     """Stage 1: the timbre encoder, an instrument classifier (cosine softmax with margin)."""
     import torch
 
@@ -249,7 +261,7 @@ def train_encoder(run: Run, encoder: Any, decoder: Any, class_weight: Any, step:
         torch.distributed.barrier()  # DDP kept the ranks' encoders identical
 
 
-def train_decoder(run: Run, encoder: Any, decoder: Any, step: int, resume: bool) -> None:
+def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, step: int, resume: bool) -> None:
     """Stage 2: the decoder, with the encoder frozen (or fine-tuned with it)."""
     import torch
 

@@ -1,8 +1,8 @@
 """The calibration's offset (hybrid.calibration.offset) and the note check (hybrid.calibration.note_check).
 
 Known answer: the "song" is the decoder's own rendering of some notes with a hidden offset (brighter upper
-harmonics, a louder noise floor); refinement from zero must find an offset that sounds like it (librosa's
-MFCCs, which refinement does not use, judge) and that points the same way as the hidden one.
+harmonics, a louder noise floor); fitting from zero must find an offset that sounds like it (librosa's
+MFCCs, which the fit does not use, judge) and that points the same way as the hidden one.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def hidden_offset(n: int, n_harmonics: int) -> np.ndarray:
     return o
 
 
-def test_refinement_recovers_a_hidden_offset(renderer):
+def test_offset_fit_recovers_a_hidden_offset(renderer):
     dec = renderer.decoder
     cfg = dec.cfg
     emb = renderer.embed(np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR).astype(np.float32))
@@ -52,19 +52,19 @@ def test_refinement_recovers_a_hidden_offset(renderer):
     noise = fit.offset[1 + cfg.n_harmonics :]
     assert 0.7 < noise[45:].mean() < 1.3  # the hidden +1.0 on the upper bands (5.6-8 kHz), found
 
-    # Other notes, in the same range: the refined rendering is nearer the hidden timbre than the plain one.
+    # Other notes, in the same range: the fitted rendering is nearer the hidden timbre than the plain one.
     other = melody([57, 60, 64, 66, 62, 59])
     truth = mfcc_stats(
         render_fitted(renderer, other, FittedTimbre(emb, pitch_range=rng_range, offset=hidden))
     )
-    refined = mfcc_stats(
+    fitted = mfcc_stats(
         render_fitted(renderer, other, FittedTimbre(emb, pitch_range=rng_range, offset=fit.offset))
     )
     plain = mfcc_stats(renderer.render(other, emb))
-    assert np.linalg.norm(refined - truth) < 0.5 * np.linalg.norm(plain - truth)
+    assert np.linalg.norm(fitted - truth) < 0.5 * np.linalg.norm(plain - truth)
 
 
-def test_refinement_needs_enough_audio(renderer):
+def test_offset_fit_needs_enough_audio(renderer):
     emb = np.zeros(renderer.decoder.cfg.embedding_dim, np.float32)
     notes = melody([60, 64, 67, 72, 76])  # 2.2 s and the release tail
     cond = sequence_conditioning(notes)
@@ -129,7 +129,9 @@ CHECKED = NoteSequence(
         ("tilt", None, 1.0),
     ],
 )
-def test_refinement_is_kept_only_as_far_as_the_notes_survive(renderer, transcriber, name, harmonic, kept):
+def test_note_check_keeps_the_offset_only_as_far_as_the_notes_survive(
+    renderer, transcriber, name, harmonic, kept
+):
     cfg = renderer.decoder.cfg
     emb = renderer.embed(np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR).astype(np.float32))
     offset = np.zeros(1 + cfg.n_harmonics + cfg.noise_bands, np.float32)
@@ -157,10 +159,10 @@ def test_dropping_the_offset_restores_the_correction_measured_without_it(rendere
     assert t.offset is not None and t.correction is not None and t.no_offset_correction is not None
     plain = t.with_offset_share(0.0)
     assert plain.offset is None and plain.correction is t.no_offset_correction
-    # ... which is the correction of the decoder's own, unrefined resynthesis: calibrating without refinement.
-    unrefined = fit_timbre(renderer, b, transcriber=transcriber, offset_steps=0)
-    assert unrefined.offset is None
-    np.testing.assert_allclose(plain.correction.envelope_db, unrefined.correction.envelope_db, atol=1e-5)
+    # ... which is the correction of the decoder's own resynthesis without an offset: calibrating with no offset fit.
+    no_offset = fit_timbre(renderer, b, transcriber=transcriber, offset_steps=0)
+    assert no_offset.offset is None
+    np.testing.assert_allclose(plain.correction.envelope_db, no_offset.correction.envelope_db, atol=1e-5)
     # Half the offset comes with the correction of the resynthesis with half the offset, which differs from both.
     half = t.with_offset_share(0.5)
     np.testing.assert_allclose(half.offset, 0.5 * t.offset, rtol=1e-6)
