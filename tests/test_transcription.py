@@ -15,21 +15,23 @@ from .conftest import DATA, EXAMPLES, read_jams_notes, read_madmom_notes
 
 
 def test_piano_against_ground_truth(transcriber):
-    # madmom's stereo_sample (real piano, 44.1 kHz stereo, 8 notes). Measured: onset F1 0.737, offsets 0.211.
+    # madmom's stereo_sample (real piano, 44.1 kHz stereo, 8 notes). Measured: onset F1 0.737 (7 of 8 notes
+    # matched, 11 transcribed: 14/19), with offsets 0.211 (4/19). Floors: one matched note less (12/19, 2/19).
     ref = read_madmom_notes(DATA / "stereo_sample.notes")
     est = transcribe(DATA / "stereo_sample.wav", transcriber=transcriber).notes
     s = note_scores(ref, est)
-    assert s.onset_f1 >= 0.73
-    assert s.f1 >= 0.21
+    assert s.onset_f1 >= 0.63
+    assert s.f1 >= 0.10
 
 
 def test_guitar_against_ground_truth(transcriber):
-    # EGSet12 01 (real electric guitar, 48 kHz, 9 notes on 6 strings). Measured: onset F1 0.750, offsets 0.500.
+    # EGSet12 01 (real electric guitar, 48 kHz, 9 notes on 6 strings). Measured: onset F1 0.750 (6 of 9 matched,
+    # 7 transcribed: 12/16), with offsets 0.500 (8/16). Floors: one matched note less (10/16, 6/16).
     ref = read_jams_notes(DATA / "egset12_guitar_01.jams")
     est = transcribe(DATA / "egset12_guitar_01.wav", transcriber=transcriber).notes
     s = note_scores(ref, est)
-    assert s.onset_f1 >= 0.75
-    assert s.f1 >= 0.50
+    assert s.onset_f1 >= 0.62
+    assert s.f1 >= 0.37
 
 
 def test_trumpet_tempo_matches_the_loop_pack(transcriber):
