@@ -15,10 +15,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from hybrid.constants import SAMPLE_RATE_HZ
+from hybrid.constants import MAX_OUTPUT_SAMPLE_RATE_HZ, OUTPUT_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
 from hybrid.errors import HybridError
 
-SR_TEXT = f"mono, {SAMPLE_RATE_HZ / 1000:g} kHz"
+SR_TEXT = f"mono, {OUTPUT_SAMPLE_RATE_HZ / 1000:g} kHz unless --sample-rate"
 
 app = typer.Typer(
     name="hybrid",
@@ -146,6 +146,20 @@ Calibrate = Annotated[
         "correction until they sound like B.",
     ),
 ]
+Library = Annotated[
+    bool,
+    typer.Option(
+        "--library/--no-library",
+        help="Play A's notes from B's own clean recorded notes where B has them (kept only as far as A's notes "
+        "survive); --no-library: the decoder always.",
+    ),
+]
+SampleRate = Annotated[
+    int,
+    typer.Option(
+        "--sample-rate", help=f"Output sample rate in Hz ({SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ})."
+    ),
+]
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
 ]
@@ -166,6 +180,8 @@ def transfer(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise generator (same seed, same output).")] = 0,
     calibrate: Calibrate = True,
+    library: Library = True,
+    sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     report: Annotated[
@@ -187,6 +203,8 @@ def transfer(
         transpose=transpose,
         seed=seed,
         calibrate=calibrate,
+        library=library,
+        sample_rate_hz=sample_rate,
     )
     if report is not None:
         report_path = check_output_path(report, [rhythm, timbre], force)
@@ -227,6 +245,8 @@ def render(
     output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
     calibrate: Calibrate = True,
+    library: Library = True,
+    sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     force: Force = False,
@@ -234,8 +254,19 @@ def render(
     """Render a MIDI file with the timbre of an audio file."""
     from hybrid.pipeline import render_midi
 
-    y = render_midi(notes, timbre, output, seed, calibrate, force, checkpoint=checkpoint, device=device)
-    typer.echo(f"{output}: {len(y) / SAMPLE_RATE_HZ:.1f} s rendered")
+    y = render_midi(
+        notes,
+        timbre,
+        output,
+        seed,
+        calibrate,
+        force,
+        checkpoint=checkpoint,
+        device=device,
+        library=library,
+        sample_rate_hz=sample_rate,
+    )
+    typer.echo(f"{output}: {len(y) / sample_rate:.1f} s rendered at {sample_rate} Hz")
 
 
 @app.command("report")

@@ -13,6 +13,11 @@ import numpy.typing as npt
 
 # The decoder's output rate and its training data's: NSynth's notes are 16 kHz.
 SAMPLE_RATE_HZ = 16_000
+# What hybrid writes by default: CD quality. The note library analyses and plays at this rate; the decoder's
+# 16 kHz rendering is resampled to it. Any rate from the decoder's to 48 kHz may be asked for.
+OUTPUT_SAMPLE_RATE_HZ = 44_100
+MAX_OUTPUT_SAMPLE_RATE_HZ = 48_000
+
 # Decoder frames: 64 samples (4 ms) -> 250 frames/s, fine enough to place onsets, coarse enough that a 30 s
 # piece is 7,500 frames per voice.
 FRAME_HOP = 64

@@ -7,6 +7,9 @@ Systems:
 - copy-b: the output is B cut to A's length (B's timbre, none of A's notes): the timbre ceiling.
 - nearest-gm: A's transcription played by the General MIDI program of FluidR3_GM nearest to B by MFCC
   statistics: the simplest alternative to a learned renderer.
+- b-sampler: A's transcription played by a crude sampler made of B's own transcribed notes (hybrid.baselines).
+
+hybrid renders at OUTPUT_SAMPLE_RATE_HZ and writes that; every system is scored at SR.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.constants import FLUIDR3_GM
+from hybrid.constants import FLUIDR3_GM, OUTPUT_SAMPLE_RATE_HZ
 from hybrid.constants import SAMPLE_RATE_HZ as SR
 from hybrid.errors import HybridError
 
-SYSTEMS = ("hybrid", "hybrid-uncalibrated", "copy-a", "copy-b", "nearest-gm")
+SYSTEMS = ("hybrid", "hybrid-uncalibrated", "copy-a", "copy-b", "nearest-gm", "b-sampler")
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,18 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     row: dict[str, Any] = {"pair": index, "rhythm": pair.rhythm.name, "timbre": pair.timbre.name}
     t0 = time.perf_counter()
     a22, _ = load_audio(pair.rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b, _ = load_audio(pair.timbre, sample_rate_hz=SR)
+    b_native, sr_b = load_audio(pair.timbre)
+    b = resample(b_native, sr_b, SR)
     a = resample(a22, BP_SAMPLE_RATE_HZ, SR)
+    out_sr = SR
     ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=systems.transcriber)
     truth = load_notes(pair.notes) if pair.notes else None
     if system in ("hybrid", "hybrid-uncalibrated"):
         model = systems.model
         assert model is not None
-        fitted = model.fit_timbre(b, SR, system == "hybrid", systems.seed)
-        out, _ = render_notes(ta.notes, fitted, model, systems.seed)
+        fitted = model.fit_timbre(b_native, sr_b, system == "hybrid", systems.seed)
+        out_sr = OUTPUT_SAMPLE_RATE_HZ
+        out, _ = render_notes(ta.notes, fitted, model, systems.seed, out_sr)
     elif system == "copy-a":
         out = a
     elif system == "copy-b":
@@ -112,10 +118,15 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
         prog = lk.nearest(b)  # type: ignore[union-attr]
         row["gm_program"] = prog
         out = loudness_normalize(lk.render(ta.notes, prog))  # type: ignore[union-attr]
+    elif system == "b-sampler":
+        from hybrid.baselines import BSampler
+
+        out = loudness_normalize(BSampler.build(b, systems.transcriber).render(ta.notes))
     else:
         raise HybridError(f"unknown system {system!r} (use {', '.join(SYSTEMS)})")
     wall = time.perf_counter() - t0
-    save_audio(out_dir / f"pair{index:02d}.wav", out, SR)
+    save_audio(out_dir / f"pair{index:02d}.wav", out, out_sr)
+    out = resample(out, out_sr, SR)  # scored as every system is, at SR
     to = transcribe_audio(out, SR, transcriber=systems.transcriber)
     reference = truth if truth is not None else ta.notes
     row["reference"] = "ground truth" if truth is not None else "A's transcription"

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid.calibration import FittedTimbre
+from hybrid.constants import MAX_OUTPUT_SAMPLE_RATE_HZ, OUTPUT_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
 from hybrid.errors import HybridError
 from hybrid.neural.renderer import Renderer
 from hybrid.notes import NoteSequence
@@ -39,16 +40,25 @@ class TransferOptions:
     transpose: int = 0  # semitones
     seed: int = 0  # seed of the noise generator and of the calibration: same seed, same output
     calibrate: bool = True  # fit the offset and the correction on the timbre song (hybrid.calibration)
+    library: bool = True  # play from the timbre song's own clean notes where it has them (needs calibrate)
+    sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ  # of the output
     score: bool = True  # re-transcribe the output and score it against the rendered notes
+
+    def __post_init__(self) -> None:
+        if not SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_OUTPUT_SAMPLE_RATE_HZ:
+            raise HybridError(
+                f"--sample-rate must be {SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ} Hz, got {self.sample_rate_hz}"
+            )
 
 
 @dataclass
 class TransferResult:
-    audio: npt.NDArray[np.float32]  # mono, SAMPLE_RATE_HZ, loudness-normalised
+    audio: npt.NDArray[np.float32]  # mono at sample_rate_hz, loudness-normalised
     notes: NoteSequence  # the notes that were rendered (after stretch and transpose), tempo included
     source_tempo_bpm: float  # A's tempo estimated from its audio
     rate: float
     timbre: FittedTimbre  # as rendered: with the share of its offset the note check kept
+    sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ
     onset_f1: float | None = None  # output re-transcribed vs the rendered notes
     output_tempo_bpm: float | None = None
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
@@ -64,15 +74,24 @@ class Model:
     transcriber: Transcriber
 
     def fit_timbre(
-        self, audio: npt.NDArray[np.float32], sample_rate_hz: int, calibrate: bool = True, seed: int = 0
+        self,
+        audio: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        calibrate: bool = True,
+        seed: int = 0,
+        library: bool = True,
     ) -> FittedTimbre:
-        """The fitted timbre of a timbre song (mono audio at any rate)."""
+        """The fitted timbre of a timbre song (mono audio at any rate); with `library`, its clean notes are
+        analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
-        from hybrid.constants import SAMPLE_RATE_HZ
 
-        b = resample(np.asarray(audio, np.float32), sample_rate_hz, SAMPLE_RATE_HZ)
-        return fit_timbre(self.renderer, b, calibrate, self.transcriber, seed)
+        y = np.asarray(audio, np.float32)
+        b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
+        full = (
+            (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if library else None
+        )
+        return fit_timbre(self.renderer, b, calibrate, self.transcriber, seed, full_band=full)
 
 
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
@@ -95,15 +114,20 @@ def choose_rate(source_bpm: float, options: TransferOptions) -> float:
 
 
 def render_notes(
-    notes: NoteSequence, timbre: FittedTimbre, model: Model, seed: int = 0
+    notes: NoteSequence,
+    timbre: FittedTimbre,
+    model: Model,
+    seed: int = 0,
+    sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
 ) -> tuple[npt.NDArray[np.float32], FittedTimbre]:
-    """Notes -> mono SAMPLE_RATE_HZ audio as hybrid writes it, and the timbre as rendered: the note check keeps
-    as much of the calibration's offset as the notes allow, then the notes are rendered and normalised."""
+    """Notes -> mono audio at `sample_rate_hz` as hybrid writes it, and the timbre as rendered: the note check
+    keeps as much of the calibration's offset, and of the note library, as the notes allow; then the notes are
+    rendered and normalised."""
     from hybrid.audio import loudness_normalize
-    from hybrid.calibration import note_check, render_fitted
+    from hybrid.calibration import note_check, render_timbre
 
     checked = note_check(model.renderer, notes, timbre, model.transcriber, seed)
-    return loudness_normalize(render_fitted(model.renderer, notes, checked, seed)), checked
+    return loudness_normalize(render_timbre(model.renderer, notes, checked, sample_rate_hz, seed)), checked
 
 
 def transfer_audio(
@@ -115,7 +139,6 @@ def transfer_audio(
     progress: Progress | None = None,
 ) -> TransferResult:
     """Play the notes and rhythm of song A (mono audio at any rate) with a fitted timbre."""
-    from hybrid.constants import SAMPLE_RATE_HZ
     from hybrid.metrics import note_scores
     from hybrid.transcription import transcribe_audio
     from hybrid.transform import stretch_notes, transpose_notes
@@ -132,11 +155,11 @@ def transfer_audio(
     if not notes.notes:
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
     laps.start("rendering", "transcribe")
-    y, rendered = render_notes(notes, timbre, model, options.seed)
-    result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered)
+    y, rendered = render_notes(notes, timbre, model, options.seed, options.sample_rate_hz)
+    result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, options.sample_rate_hz)
     if options.score:
         laps.start("scoring", "render")
-        again = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=model.transcriber)
+        again = transcribe_audio(y, options.sample_rate_hz, transcriber=model.transcriber)
         result.onset_f1 = note_scores(notes, again.notes).onset_f1
         result.output_tempo_bpm = again.tempo_bpm
         result.output_notes = again.notes
@@ -165,7 +188,6 @@ def transfer(
     from dataclasses import replace
 
     from hybrid.audio import check_output_path, load_audio, save_audio
-    from hybrid.constants import SAMPLE_RATE_HZ
     from hybrid.notes import write_midi
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo
 
@@ -177,19 +199,19 @@ def transfer(
     laps = _Laps(progress)
     laps.start("loading")
     a, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
+    b, sr_b = load_audio(timbre)
     model = model or load_model(checkpoint, device)
     if options.bpm_from_timbre:
         from hybrid.audio import resample
 
-        timbre_bpm = estimate_tempo(resample(b, SAMPLE_RATE_HZ, BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ)[0]
+        timbre_bpm = estimate_tempo(resample(b, sr_b, BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ)[0]
         options = replace(options, bpm=timbre_bpm, bpm_from_timbre=False)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
-    fitted = model.fit_timbre(b, SAMPLE_RATE_HZ, options.calibrate, options.seed)
+    fitted = model.fit_timbre(b, sr_b, options.calibrate, options.seed, options.library)
     laps.stop("fit")
     result = transfer_audio(a, BP_SAMPLE_RATE_HZ, fitted, model, options, progress)
     laps.start("writing")
-    save_audio(out, result.audio, SAMPLE_RATE_HZ)
+    save_audio(out, result.audio, result.sample_rate_hz)
     if midi_path is not None:
         write_midi(result.notes, midi_path)
     laps.stop("write")
@@ -208,11 +230,12 @@ def render_midi(
     model: Model | None = None,
     checkpoint: PathLike | None = None,
     device: str = "auto",
+    library: bool = True,
+    sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
 ) -> npt.NDArray[np.float32]:
     """Render a MIDI file (or notes) with the timbre of an audio file; write `output` when given.
-    Returns the mono SAMPLE_RATE_HZ audio, loudness-normalised."""
+    Returns the mono audio at `sample_rate_hz`, loudness-normalised."""
     from hybrid.audio import check_output_path, load_audio, save_audio
-    from hybrid.constants import SAMPLE_RATE_HZ
     from hybrid.notes import read_midi
 
     inputs = [timbre] + ([notes] if not isinstance(notes, NoteSequence) else [])
@@ -220,11 +243,13 @@ def render_midi(
     seq = notes if isinstance(notes, NoteSequence) else read_midi(notes)
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
-    b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
+    TransferOptions(sample_rate_hz=sample_rate_hz)  # its checks
+    b, sr_b = load_audio(timbre)
     model = model or load_model(checkpoint, device)
-    y, _ = render_notes(seq, model.fit_timbre(b, SAMPLE_RATE_HZ, calibrate, seed), model, seed)
+    fitted = model.fit_timbre(b, sr_b, calibrate, seed, library)
+    y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
     if out is not None:
-        save_audio(out, y, SAMPLE_RATE_HZ)
+        save_audio(out, y, sample_rate_hz)
     return y
 
 
@@ -238,20 +263,24 @@ def transfer_report(
 ) -> Path:
     """Write the HTML report of a finished, scored transfer (reuses its notes; loads A and B again)."""
     from hybrid.audio import load_audio
-    from hybrid.constants import SAMPLE_RATE_HZ
     from hybrid.report import ReportData, write_report
 
     if result.output_notes is None or result.output_tempo_bpm is None or result.output is None:
         raise HybridError("a report needs the scored transfer (scoring was switched off)")
+    from hybrid.audio import resample
+
     a, _ = load_audio(rhythm, sample_rate_hz=SAMPLE_RATE_HZ)
-    b, _ = load_audio(timbre, sample_rate_hz=SAMPLE_RATE_HZ)
+    b_full = load_audio(timbre)
+    b = resample(b_full[0], b_full[1], SAMPLE_RATE_HZ)
     data = ReportData(
         rhythm=Path(rhythm),
         timbre=Path(timbre),
         output=result.output,
         a_audio=a,
         b_audio=b,
-        out_audio=result.audio,
+        out_audio=resample(result.audio, result.sample_rate_hz, SAMPLE_RATE_HZ),
+        out_full_band=(result.audio, result.sample_rate_hz),
+        b_full_band=b_full,
         reference_notes=result.notes,
         output_notes=result.output_notes,
         a_tempo_bpm=result.source_tempo_bpm * result.rate,
@@ -269,6 +298,10 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         "stretch rate": f"{result.rate:.4g}",
         "transpose (semitones)": str(options.transpose),
         "calibration": "on" if options.calibrate else "off (--no-calibrate)",
+        "played from": "the timbre song's note library"
+        if result.timbre.library is not None and result.timbre.use_library
+        else "the decoder",
+        "output sample rate (Hz)": str(result.sample_rate_hz),
     }
 
 

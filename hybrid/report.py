@@ -40,6 +40,8 @@ class ReportData:
     output_tempo_bpm: float
     settings: dict[str, object] = field(default_factory=dict)
     calibration: CalibrationSummary | None = None  # as applied to the output (None: uncalibrated)
+    out_full_band: tuple[npt.NDArray[np.float32], int] | None = None  # the output at its own rate
+    b_full_band: tuple[npt.NDArray[np.float32], int] | None = None  # the timbre song at its own rate
 
 
 def analyse(
@@ -56,8 +58,9 @@ def analyse(
 
     tr = Transcriber()
     a22, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b, _ = load_audio(timbre, sample_rate_hz=SR)
-    o, _ = load_audio(output, sample_rate_hz=SR)
+    b_full = load_audio(timbre)
+    o_full = load_audio(output)
+    b, o = resample(b_full[0], b_full[1], SR), resample(o_full[0], o_full[1], SR)
     if reference_notes is None or a_tempo_bpm is None:
         ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=tr)
         reference_notes = reference_notes or ta.notes
@@ -75,6 +78,8 @@ def analyse(
         float(a_tempo_bpm),
         to.tempo_bpm,
         dict(settings or {}),
+        out_full_band=o_full,
+        b_full_band=b_full,
     )
 
 
@@ -87,11 +92,11 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _audio_uri(y: npt.NDArray[np.float32]) -> str:
+def _audio_uri(y: npt.NDArray[np.float32], sample_rate_hz: int = SR) -> str:
     import soundfile as sf
 
     buf = io.BytesIO()
-    sf.write(buf, np.clip(y, -1, 1), SR, format="OGG", subtype="VORBIS")
+    sf.write(buf, np.clip(y, -1, 1), sample_rate_hz, format="OGG", subtype="VORBIS")
     return "data:audio/ogg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -176,6 +181,41 @@ def spectrograms(d: ReportData) -> str:
     axes[-1].set_xlabel("time (s)")
     fig.colorbar(im, ax=axes, label="dB (same scale for all three)")
     return _png(fig)
+
+
+def spectrum_plot(d: ReportData) -> str:
+    """Long-term average spectra up to each recording's Nyquist: what the output holds above 8 kHz, beside B."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 3))
+    for name, full, colour in (
+        ("B (timbre)", d.b_full_band, "#ad1457"),
+        ("output", d.out_full_band, "#2e7d32"),
+    ):
+        if full is None:
+            continue
+        y, sr = full
+        f, p = _average_spectrum(y, sr)
+        ax.semilogx(f[1:], p[1:], label=f"{name}, {sr / 1000:g} kHz", color=colour, lw=1)
+    ax.axvline(8000, color="#888", ls="--", lw=1)
+    ax.annotate("8 kHz: the decoder's limit", (8000, 0), (4, -12), textcoords="offset points", fontsize=8)
+    ax.set_xlabel("Hz")
+    ax.set_ylabel("dB (loudest bin 0)")
+    ax.set_ylim(-100, 5)
+    ax.legend(fontsize=8)
+    ax.set_title("average spectrum, full band", fontsize=10)
+    return _png(fig)
+
+
+def _average_spectrum(y: npt.NDArray[np.float32], sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Hz, dB relative to the loudest bin) of the mean power spectrum (Welch, 4096-point frames)."""
+    from scipy.signal import welch
+
+    f, p = welch(np.asarray(y, np.float64), fs=sample_rate_hz, nperseg=min(4096, max(256, len(y))))
+    return f, 10.0 * np.log10(p / (p.max() + 1e-30) + 1e-12)
 
 
 def timbre_plot(scores: TimbreScores) -> str:
@@ -301,12 +341,13 @@ def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
     esc = html.escape
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     sets = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in settings.items())
+    out_y, out_sr = d.out_full_band or (d.out_audio, SR)
     players = "".join(
-        f'<figure><figcaption>{esc(label)}: {esc(p.name)}</figcaption><audio controls preload="metadata" src="{_audio_uri(y)}"></audio></figure>'
-        for label, p, y in (
-            ("A, rhythm", d.rhythm, d.a_audio),
-            ("B, timbre", d.timbre, d.b_audio),
-            ("output", d.output, d.out_audio),
+        f'<figure><figcaption>{esc(label)}: {esc(p.name)}</figcaption><audio controls preload="metadata" src="{_audio_uri(y, sr)}"></audio></figure>'
+        for label, p, y, sr in (
+            ("A, rhythm", d.rhythm, d.a_audio, SR),
+            ("B, timbre", d.timbre, d.b_audio, SR),
+            ("output", d.output, out_y, out_sr),
         )
     )
     doc = f"""<!doctype html>
@@ -323,6 +364,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></
 <h2>Notes</h2><img id="pianoroll" alt="piano roll" src="{piano_roll(d)}">
 <h2>Timbre</h2><img id="timbre" alt="timbre position" src="{timbre_plot(ts)}">
 <h2>Spectrograms</h2><img id="spectrograms" alt="spectrograms" src="{spectrograms(d)}">
+<h2>Spectrum</h2><img id="spectrum" alt="average spectrum" src="{spectrum_plot(d)}">
 {calibration_section(d)}
 <h2>Settings</h2><table id="settings">{sets}</table>
 </body></html>"""

@@ -92,11 +92,11 @@ def test_the_stage_order_is_written_once():
     # The note check and the loudness normalisation of a rendering happen in one function of the package.
     calls = {
         "note_check(": [p for p in PACKAGE.rglob("*.py") if "note_check(" in p.read_text()],
-        "loudness_normalize(render_fitted": [
-            p for p in PACKAGE.rglob("*.py") if "loudness_normalize(render_fitted" in p.read_text()
+        "loudness_normalize(render_timbre": [
+            p for p in PACKAGE.rglob("*.py") if "loudness_normalize(render_timbre" in p.read_text()
         ],
     }
-    assert [p.name for p in calls["loudness_normalize(render_fitted"]] == ["pipeline.py"]
+    assert [p.name for p in calls["loudness_normalize(render_timbre"]] == ["pipeline.py"]
     callers = [p for p in calls["note_check("] if p.parent.name != "calibration"]
     assert [p.name for p in callers] == ["pipeline.py"]
     assert (PACKAGE / "pipeline.py").read_text().count("note_check(") == 1

@@ -11,15 +11,30 @@ Glossary (the same words in the code, the CLI's help, the report and the docs):
      65 noise bands), fitted by gradient descent so the rendering of the song's notes sounds like the song;
   2. the **correction** (`correction.py`): an equaliser on the cepstrum of the mel spectrum (mean shift and
      spread scale per coefficient), measured between the song and its offset rendering.
+- **note library** (`note_library.py`): the timbre song's clean notes (no other note sounding with them),
+  analysed frame by frame from their onsets: the partials' envelope over frequency, the noise between them
+  and the pitch movement. A note is then played from B's recorded note nearest in pitch, at its own pitch and
+  at the output rate, full band. Where B has no clean note (a mix, chords), the decoder plays.
 - **strength**: how much of the offset and correction a rendering applies: the share of its notes' duration
   within an octave of the pitch range they were measured on.
 - **note check** (`note_check.py`): at render time, the largest share of the offset (all, half or none) with
-  which the notes to be rendered still transcribe as themselves. Keeping A's notes comes first.
-- **fitted timbre** (`FittedTimbre`): the embedding and all of the above, what a rendering takes.
+  which the notes to be rendered still transcribe as themselves, and whether the note library keeps them as
+  well as the decoder does. Keeping A's notes comes first.
+- **fitted timbre** (`FittedTimbre`): the embedding, the offset, the corrections and the note library: what a
+  rendering takes.
 """
 
 from hybrid.calibration.fit import fit_timbre
-from hybrid.calibration.fitted import CalibrationSummary, FittedTimbre, render_fitted
+from hybrid.calibration.fitted import CalibrationSummary, FittedTimbre, render_fitted, render_timbre
 from hybrid.calibration.note_check import note_check
+from hybrid.calibration.note_library import NoteLibrary
 
-__all__ = ["CalibrationSummary", "FittedTimbre", "fit_timbre", "note_check", "render_fitted"]
+__all__ = [
+    "CalibrationSummary",
+    "FittedTimbre",
+    "NoteLibrary",
+    "fit_timbre",
+    "note_check",
+    "render_fitted",
+    "render_timbre",
+]

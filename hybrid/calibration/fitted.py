@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid.calibration.correction import Correction
+from hybrid.calibration.note_library import NoteLibrary
 from hybrid.neural.conditioning import RELEASE_TAIL_S
 from hybrid.notes import NoteSequence
 
@@ -45,6 +46,8 @@ class FittedTimbre:
     offset: Offset | None = None
     half_correction: Correction | None = None
     no_offset_correction: Correction | None = None  # measured without the offset
+    library: NoteLibrary | None = None  # the timbre song's clean notes, when it has any
+    use_library: bool = True  # False: the note check found that the library loses these notes
 
     def with_offset_share(self, share: float) -> FittedTimbre:
         """This timbre with all, half or none of its offset (share 1, 0.5 or 0), each with the correction
@@ -114,3 +117,21 @@ def render_fitted(
     strength = timbre.strength(notes)
     mix = renderer.render(notes, timbre.embedding, timbre.scaled_offset(strength), seed, tail_s)
     return timbre.corrected(mix, strength)
+
+
+def render_timbre(
+    renderer: Renderer,
+    notes: NoteSequence,
+    timbre: FittedTimbre,
+    sample_rate_hz: int,
+    seed: int = 0,
+    tail_s: float = RELEASE_TAIL_S,
+) -> npt.NDArray[np.float32]:
+    """Mono audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
+    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ)."""
+    if timbre.library is not None and timbre.use_library:
+        return timbre.library.render(notes, sample_rate_hz, tail_s, seed)
+    from hybrid.audio import resample
+    from hybrid.constants import SAMPLE_RATE_HZ
+
+    return resample(render_fitted(renderer, notes, timbre, seed, tail_s), SAMPLE_RATE_HZ, sample_rate_hz)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from hybrid.calibration.fitted import OFFSET_SHARES, FittedTimbre
 from hybrid.constants import SAMPLE_RATE_HZ
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 CHECK_S = 8.0
 CHECK_TOLERANCE = 0.0
 CHECK_ONSET_S = 0.1  # where the window's first onset is moved to
+# The note library is kept when the window's onset F1 with it is at least the decoder's less this.
+LIBRARY_TOLERANCE = 0.2
 
 
 def check_window(notes: NoteSequence, seconds: float = CHECK_S) -> NoteSequence:
@@ -56,15 +59,50 @@ def note_check(
     seed: int = 0,
 ) -> FittedTimbre:
     """The timbre with its whole offset, half of it, or none: the most of it with which these notes still
-    transcribe as themselves."""
-    if timbre.offset is None or not notes.notes or timbre.strength(notes) <= 0.0:
+    transcribe as themselves; and with its note library only when the library loses no more than
+    LIBRARY_TOLERANCE of onset F1 against that decoder rendering."""
+    if not notes.notes:
         return timbre
-    from hybrid.audio import loudness_normalize
-    from hybrid.metrics import note_scores
-    from hybrid.transcription import Transcriber, transcribe_audio
+    from hybrid.transcription import Transcriber
 
     transcriber = transcriber or Transcriber()
     window = check_window(notes)
+    checked, decoder_f1 = _offset_check(renderer, window, timbre, transcriber, seed)
+    if timbre.library is None:
+        return checked
+    if decoder_f1 is None:
+        (mix,) = renderer.mixes(
+            window, checked.embedding, [checked.scaled_offset(checked.strength(window))], seed
+        )
+        decoder_f1 = _window_f1(
+            checked.corrected(mix, checked.strength(window)), SAMPLE_RATE_HZ, window, transcriber
+        )
+    rate = timbre.library.sample_rate_hz
+    library_f1 = _window_f1(timbre.library.render(window, rate, seed=seed), rate, window, transcriber)
+    return replace(checked, use_library=library_f1 >= decoder_f1 - LIBRARY_TOLERANCE)
+
+
+def _window_f1(
+    y: npt.NDArray[np.float32], sample_rate_hz: int, window: NoteSequence, transcriber: Transcriber
+) -> float:
+    """Onset F1 of the rendering of the window, transcribed as hybrid writes it (loudness-normalised:
+    basic-pitch's note picking depends on the level)."""
+    from hybrid.audio import loudness_normalize
+    from hybrid.metrics import note_scores
+    from hybrid.transcription import transcribe_audio
+
+    est = transcribe_audio(
+        loudness_normalize(y), sample_rate_hz, transcriber=transcriber, with_tempo=False
+    ).notes
+    return note_scores(window, est).onset_f1
+
+
+def _offset_check(
+    renderer: Renderer, window: NoteSequence, timbre: FittedTimbre, transcriber: Transcriber, seed: int
+) -> tuple[FittedTimbre, float | None]:
+    """The share of the offset kept, and the window's onset F1 with it (None when there was nothing to check)."""
+    if timbre.offset is None or timbre.strength(window) <= 0.0:
+        return timbre, None
     order = (0.0, 1.0, 0.5)  # none first: the floor the others are held to
     assert set(order) == set(OFFSET_SHARES)
     timbres = [timbre.with_offset_share(s) for s in order]
@@ -72,12 +110,11 @@ def note_check(
     mixes = renderer.mixes(window, timbre.embedding, [t.scaled_offset(strength) for t in timbres], seed)
 
     def f1(i: int) -> float:
-        y = loudness_normalize(timbres[i].corrected(mixes[i], strength))
-        est = transcribe_audio(y, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
-        return note_scores(window, est).onset_f1
+        return _window_f1(timbres[i].corrected(mixes[i], strength), SAMPLE_RATE_HZ, window, transcriber)
 
     floor = f1(0) - CHECK_TOLERANCE
     for i in (1, 2):
-        if f1(i) >= floor:
-            return timbres[i]
-    return timbres[0]
+        score = f1(i)
+        if score >= floor:
+            return timbres[i], score
+    return timbres[0], floor + CHECK_TOLERANCE

@@ -1,0 +1,460 @@
+"""The note library: the timbre song's own clean notes, analysed, to play other notes with B's sound.
+
+A recorded note carries what sets an instrument apart: the spectral envelope of its harmonics, how that
+envelope and the level move from the attack through the decay (and the room's tail after the release), the
+vibrato, and the noise between the harmonics. The library keeps these for each clean note of B (a transcribed
+note that no other note overlaps), frame by frame from its onset:
+
+- the harmonic envelope: the level in dB of each harmonic, read as a curve over log frequency, so that a note
+  played at another pitch keeps B's formants (its harmonics are read off the curve at their own frequencies);
+- the noise: the level of what lies between the harmonics, in NOISE_BANDS bands up to Nyquist;
+- the pitch movement: each frame's f0 against the note's own pitch, in cents.
+
+To play a note, the library takes B's note nearest in pitch, follows its frames from the onset (a longer
+note loops the second half of B's held frames back and forth; a shorter one is cut), then B's release frames
+after the key is up; the harmonics are summed at the note's own f0 (times B's pitch movement) and the noise
+is shaped band by band. Full band: the analysis and the synthesis run at the output rate, up to Nyquist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.constants import midi_to_hz
+from hybrid.notes import Note, NoteSequence
+
+HOP_S = 0.005  # frame hop of the analysis and of the synthesis controls
+MIN_NOTE_S = 0.12  # shorter notes are not clean enough to learn an envelope from
+OVERLAP_MARGIN_S = 0.03  # a note is clean when no other note sounds within this of it
+RELEASE_S = 0.5  # how much of B after a note's offset is kept as its release (less when the next note starts)
+MAX_HARMONICS = 256
+NOISE_BANDS = 48
+FLOOR_DB = -100.0
+SEARCH_CENTS = 40.0  # each frame's f0 is searched within this of the note's (bent) pitch
+MAX_NOTES = 64  # at most this many notes are kept, the longest first
+CUT_S = 0.02  # fade when a note's sound ends: cut by the next note of its voice, or at the end of its release
+ONSET_RAMP_S = 0.002  # fade-in of a note's partials
+KEEP_DB = 60.0  # partials more than this below a note's loudest are not synthesised
+SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partials)
+
+
+@dataclass(frozen=True)
+class RecordedNote:
+    """One clean note of the timbre song, analysed at HOP_S. Frames from the onset; the first `held` frames are
+    the key down, the rest the release."""
+
+    pitch_midi: float
+    velocity: int
+    held: int
+    harmonic_hz: npt.NDArray[np.float32]  # (frames, harmonics) the frequencies the levels were read at
+    harmonic_db: npt.NDArray[np.float32]  # (frames, harmonics)
+    noise_db: npt.NDArray[np.float32]  # (frames, NOISE_BANDS)
+    cents: npt.NDArray[np.float32]  # (frames,) f0 against the note's pitch
+
+    @property
+    def frames(self) -> int:
+        return int(self.harmonic_db.shape[0])
+
+
+def noise_band_edges_hz(sample_rate_hz: int) -> npt.NDArray[np.float64]:
+    """NOISE_BANDS + 1 edges, log-spaced from 40 Hz to Nyquist."""
+    return np.geomspace(40.0, sample_rate_hz / 2.0, NOISE_BANDS + 1)
+
+
+SHORT_WINDOW = 1024  # samples of the window that follows each frame's level
+PERIODS = 12  # analysis window length in periods of f0: harmonics 12 bins apart, the main lobes 8 bins wide
+LOBE_BINS = 4.5  # a bin this far from every harmonic holds only noise (Blackman-Harris: sidelobes at -92 dB)
+
+
+def _window_size(f0_hz: float, sample_rate_hz: int) -> int:
+    """An FFT of PERIODS periods of f0 (a power of two, 1024 to 16384)."""
+    need = PERIODS * sample_rate_hz / max(f0_hz, 20.0)
+    return int(min(16384, max(1024, 2 ** int(np.ceil(np.log2(need))))))
+
+
+# Intervals (semitones) of harmonics 2-16 above a fundamental: a quieter note there is the note's own partial
+# transcribed as a note of its own, not another note.
+HARMONIC_INTERVALS = frozenset(int(round(12 * np.log2(k))) for k in range(2, 17))
+
+
+def _clean_notes(notes: NoteSequence) -> list[Note]:
+    """The notes long enough to learn from that no other note disturbs: every note sounding with one (within
+    OVERLAP_MARGIN_S) is quieter and either sits at one of its harmonics or overlaps less than a quarter of it."""
+    ns = sorted(notes.notes, key=lambda n: n.onset_s)
+    clean = []
+    for i, n in enumerate(ns):
+        if n.duration_s < MIN_NOTE_S:
+            continue
+        lo, hi = n.onset_s - OVERLAP_MARGIN_S, n.offset_s + OVERLAP_MARGIN_S
+        ok = True
+        for j, m in enumerate(ns):
+            if j == i or not (m.onset_s < hi and m.offset_s > lo):
+                continue
+            overlap = min(hi, m.offset_s) - max(lo, m.onset_s)
+            partial = round(m.pitch_midi - n.pitch_midi) in HARMONIC_INTERVALS
+            if m.velocity >= n.velocity or not (partial or overlap < 0.25 * n.duration_s):
+                ok = False
+                break
+        if ok:
+            clean.append(n)
+    return clean
+
+
+def _analyse_note(
+    audio: npt.NDArray[np.float32], sample_rate_hz: int, note: Note, end_s: float
+) -> RecordedNote | None:
+    """Frames of one note from its onset to `end_s` (its offset plus what of the release is free)."""
+    f0 = float(midi_to_hz(note.pitch_midi))
+    n_fft = _window_size(f0, sample_rate_hz)
+    hop = int(round(HOP_S * sample_rate_hz))
+    from scipy.signal.windows import blackmanharris
+
+    window = blackmanharris(n_fft)
+    gain = 2.0 / window.sum()
+    start = int(note.onset_s * sample_rate_hz)
+    stop = min(len(audio), int(end_s * sample_rate_hz))
+    centres = np.arange(start, stop, hop)
+    if len(centres) < 4:
+        return None
+    padded = np.pad(audio.astype(np.float64), (n_fft // 2, n_fft // 2))
+    frames = np.stack([padded[c : c + n_fft] * window for c in centres])
+    mag = np.abs(np.fft.rfft(frames, axis=1)) * gain  # (frames, bins): a sinusoid of amplitude A peaks at A
+    bin_hz = sample_rate_hz / n_fft
+    k_max = int(min(MAX_HARMONICS, (sample_rate_hz / 2.0 - bin_hz * 2) // f0))
+    if k_max < 1:
+        return None
+    ks = np.arange(1, k_max + 1, dtype=np.float64)
+    # f0 per frame: the candidate within +-SEARCH_CENTS whose first eight harmonics hold the most energy
+    cents_grid = np.linspace(-SEARCH_CENTS, SEARCH_CENTS, 17)
+    log_mag = np.log(mag + 1e-9)
+    k8 = ks[: min(8, k_max)]
+    scores = np.stack(
+        [
+            np.take_along_axis(
+                log_mag,
+                np.broadcast_to(
+                    np.clip(np.round(k8 * f0 * 2 ** (c / 1200.0) / bin_hz), 0, mag.shape[1] - 1).astype(int),
+                    (len(centres), len(k8)),
+                ),
+                axis=1,
+            ).sum(1)
+            for c in cents_grid
+        ],
+        axis=1,
+    )
+    cents = cents_grid[np.argmax(scores, axis=1)]
+    f0_t = f0 * 2 ** (cents / 1200.0)  # (frames,) as measured, to read the partials at
+    # What is kept is the movement (vibrato, the attack's glide), not B's tuning: the track less its median,
+    # median-filtered against the grid search's jitter, then smoothed over 25 ms.
+    from scipy.ndimage import median_filter, uniform_filter1d
+
+    movement = median_filter(cents - np.median(cents), size=5, mode="nearest")
+    movement = uniform_filter1d(movement, size=5, mode="nearest")
+    # each partial: the largest magnitude within 30% of f0 of k * f0 (a stiff string's partials lie sharp of it)
+    freqs = f0_t[:, None] * ks[None, :]
+    reach = max(1, int(0.3 * f0 / bin_hz))
+    centre = np.round(freqs / bin_hz).astype(int)
+    cand = np.clip(centre[:, :, None] + np.arange(-reach, reach + 1)[None, None, :], 0, mag.shape[1] - 1)
+    cand_mag = np.take_along_axis(mag[:, None, :], cand.reshape(len(centres), 1, -1), axis=2).reshape(
+        cand.shape
+    )
+    best = np.argmax(cand_mag, axis=2)
+    peak_bin = np.take_along_axis(cand, best[:, :, None], axis=2)[:, :, 0]
+    peak = np.take_along_axis(cand_mag, best[:, :, None], axis=2)[:, :, 0]
+    # the peak between bins: a parabola through the log magnitudes of the bin and its neighbours
+    lm = np.log(mag + 1e-12)
+    left = np.take_along_axis(lm, np.clip(peak_bin - 1, 0, mag.shape[1] - 1), axis=1)
+    mid = np.take_along_axis(lm, peak_bin, axis=1)
+    right = np.take_along_axis(lm, np.clip(peak_bin + 1, 0, mag.shape[1] - 1), axis=1)
+    curve = left - 2.0 * mid + right
+    shift = np.where(curve < -1e-9, 0.5 * (left - right) / np.where(curve < -1e-9, curve, -1.0), 0.0)
+    shift = np.clip(shift, -0.5, 0.5)
+    peak = np.exp(mid - 0.25 * (left - right) * shift)
+    freqs = (peak_bin + shift) * bin_hz
+    # noise: the power of the bins farther than a main lobe from every partial, per band
+    near = np.zeros(mag.shape, bool)
+    rows = np.arange(len(centres))[:, None]
+    for d in range(-int(np.ceil(LOBE_BINS)), int(np.ceil(LOBE_BINS)) + 1):
+        near[rows, np.clip(peak_bin + d, 0, mag.shape[1] - 1)] = True
+    between = ~near
+    bins_hz = np.arange(mag.shape[1]) * bin_hz
+    edges = noise_band_edges_hz(sample_rate_hz)
+    band = np.clip(np.searchsorted(edges, bins_hz) - 1, 0, NOISE_BANDS - 1)  # non-decreasing with the bin
+    firsts = np.searchsorted(band, np.arange(NOISE_BANDS))
+    present = firsts < len(band)
+    sums = np.zeros((len(centres), NOISE_BANDS))
+    counts = np.zeros((len(centres), NOISE_BANDS))
+    starts = firsts[present]
+    sums[:, present] = np.add.reduceat(mag**2 * between, starts, axis=1)
+    counts[:, present] = np.add.reduceat(between.astype(np.float64), starts, axis=1)
+    empty_band = np.r_[starts[1:], len(band)] <= starts  # reduceat gives a lone bin for an empty band
+    sums[:, np.flatnonzero(present)[empty_band]] = 0.0
+    counts[:, np.flatnonzero(present)[empty_band]] = 0.0
+    # mean magnitude-squared per bin of the band; bands with no bin between partials borrow their neighbours'
+    per_bin = np.full_like(sums, np.nan)
+    np.divide(sums, counts, out=per_bin, where=counts > 0)
+    for t in range(per_bin.shape[0]):
+        row = per_bin[t]
+        ok = np.isfinite(row)
+        per_bin[t] = np.interp(np.arange(NOISE_BANDS), np.flatnonzero(ok), row[ok]) if ok.any() else 0.0
+    noise_here = np.take_along_axis(per_bin, band[np.clip(peak_bin, 0, len(band) - 1)], axis=1)
+    harmonic_db = 10.0 * np.log10(np.maximum(peak**2 - 2.0 * noise_here, 0.0) + 1e-20)
+    # the noise as the variance of white noise with that density (independent of the window's length)
+    noise_db = 10.0 * np.log10(per_bin * window.sum() ** 2 / (4.0 * (window**2).sum()) + 1e-20)
+    # A window of twelve periods blurs a low note's attack over a third of a second: the level of each frame
+    # follows a short window's instead (the long one still gives the spectrum's shape).
+    short = np.hanning(SHORT_WINDOW)
+    short_frames = np.stack([padded[c + n_fft // 2 - SHORT_WINDOW // 2 :][:SHORT_WINDOW] for c in centres])
+    power_short = ((short_frames * short) ** 2).sum(1) / (short**2).sum()
+    power_long = ((frames) ** 2).sum(1) / (window**2).sum()
+    level_db = np.clip(10.0 * np.log10((power_short + 1e-12) / (power_long + 1e-12)), -40.0, 20.0)
+    harmonic_db = harmonic_db + level_db[:, None]
+    noise_db = noise_db + level_db[:, None]
+    held = int(np.clip(round((note.offset_s - note.onset_s) / HOP_S), 1, len(centres)))
+    return RecordedNote(
+        float(note.pitch_midi),
+        int(note.velocity),
+        held,
+        freqs.astype(np.float32),
+        np.maximum(harmonic_db, FLOOR_DB).astype(np.float32),
+        np.maximum(noise_db, FLOOR_DB).astype(np.float32),
+        movement.astype(np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class NoteLibrary:
+    """B's clean notes, analysed; plays other notes with them (see the module's docstring)."""
+
+    notes: tuple[RecordedNote, ...]
+    sample_rate_hz: int
+
+    @classmethod
+    def analyse(
+        cls, audio: npt.NDArray[np.float32], sample_rate_hz: int, notes: NoteSequence
+    ) -> NoteLibrary | None:
+        """The library of mono `audio` whose transcription is `notes`; None when it holds no clean note."""
+        clean = _clean_notes(notes)
+        clean = sorted(clean, key=lambda n: n.duration_s, reverse=True)[:MAX_NOTES]
+        onsets = np.array(sorted(n.onset_s for n in notes.notes))
+        recorded = []
+        for n in clean:
+            # the release lasts until the next note begins (a partial transcribed inside the note does not count)
+            later = onsets[onsets >= n.offset_s - OVERLAP_MARGIN_S]
+            end = min(n.offset_s + RELEASE_S, float(later[0]) if len(later) else np.inf)
+            r = _analyse_note(audio, sample_rate_hz, n, end)
+            if r is not None:
+                recorded.append(r)
+        if not recorded:
+            return None
+        return cls(tuple(recorded), sample_rate_hz)
+
+    def nearest(self, pitch_midi: float) -> RecordedNote:
+        return min(self.notes, key=lambda r: (abs(r.pitch_midi - pitch_midi), -r.held))
+
+    def render(
+        self, notes: NoteSequence, sample_rate_hz: int, tail_s: float = 1.0, seed: int = 0
+    ) -> npt.NDArray[np.float32]:
+        """Mono audio of the notes with B's recorded sound, at `sample_rate_hz`, lasting until the last offset
+        plus `tail_s`; `seed` seeds the noise."""
+        n_out = int(np.ceil((notes.end_s + tail_s) * sample_rate_hz))
+        hop = int(round(HOP_S * sample_rate_hz))
+        n_frames = n_out // hop + 2
+        out = np.zeros(n_out, np.float64)
+        noise_power = np.zeros((n_frames, NOISE_BANDS))
+        from hybrid.neural.conditioning import allocate_voices
+
+        # a note's release ends (in CUT_S) where the next note of its voice begins, as in legato playing
+        ends: dict[int, float] = {}
+        for voice in allocate_voices(notes):
+            for cur, nxt in zip(voice, voice[1:], strict=False):
+                ends[id(cur)] = nxt.onset_s
+        for n in notes.notes:
+            ref = self.nearest(n.pitch_midi)
+            plan = _frame_map(ref, n, tail_s)
+            # the note fades out at its voice's next onset, or at the end of its plan
+            frames = len(plan.spectrum)
+            if id(n) in ends:
+                frames = min(frames, int(np.ceil((ends[id(n)] - n.onset_s) / HOP_S)))
+            plan = plan.cut(frames, force=True)
+            start = int(round(n.onset_s * sample_rate_hz))
+            gain_db = 20.0 * np.log10(max(n.velocity, 1) / max(ref.velocity, 1))
+            self._add_harmonics(out, start, hop, ref, n, plan, gain_db, sample_rate_hz)
+            # B's noise beside B's partials: a note p semitones higher has 2^(p/12) times fewer partials in
+            # each band, so its noise is lowered alike to keep B's balance of noise and partials
+            density_db = float(
+                np.clip(-10.0 * (n.pitch_midi - ref.pitch_midi) / 12.0 * np.log10(2.0), -30.0, 10.0)
+            )
+            i0 = int(round(n.onset_s / HOP_S))
+            m = min(len(plan.spectrum), n_frames - i0)
+            if m > 0:
+                db = ref.noise_db[plan.spectrum[:m]] + (plan.level_db[:m] + gain_db + density_db)[:, None]
+                noise_power[i0 : i0 + m] += 10.0 ** (db / 10.0)
+        out += _shaped_noise(noise_power, hop, n_out, sample_rate_hz, self.sample_rate_hz, seed)
+        return out.astype(np.float32)
+
+    def _add_harmonics(
+        self,
+        out: npt.NDArray[np.float64],
+        start: int,
+        hop: int,
+        ref: RecordedNote,
+        note: Note,
+        plan: FramePlan,
+        gain_db: float,
+        sample_rate_hz: int,
+    ) -> None:
+        f0 = float(midi_to_hz(note.pitch_midi))
+        k_max = int(min(MAX_HARMONICS, (sample_rate_hz / 2.0) // f0))
+        if k_max < 1:
+            return
+        ks = np.arange(1, k_max + 1)
+        # B's envelope read at this note's harmonics: per frame, interpolated over log frequency
+        frames = plan.spectrum
+        f0_t = f0 * 2.0 ** (ref.cents[plan.movement].astype(np.float64) / 1200.0)
+        want = np.log(f0_t[:, None] * ks[None, :])
+        have = np.log(np.maximum(ref.harmonic_hz[frames].astype(np.float64), 1.0))
+        levels = _interp_rows(want, have, ref.harmonic_db[frames].astype(np.float64), FLOOR_DB)
+        levels += gain_db + plan.level_db[:, None]
+        keep = levels.max(axis=0) > levels.max() - KEEP_DB  # partials ever within KEEP_DB of the loudest
+        if not keep.any():
+            return
+        amp = (10.0 ** (levels[:, keep] / 20.0)).astype(np.float32)  # (frames, kept)
+        amp = np.vstack([amp, amp[-1:]])  # one more frame for the interpolation past the last
+        n = min(len(frames) * hop, len(out) - start)
+        if n <= 0:
+            return
+        t_samples = np.arange(n)
+        f0_s = np.interp(t_samples, np.arange(len(frames)) * hop, f0_t)
+        phase = 2.0 * np.pi * np.cumsum(f0_s) / sample_rate_hz
+        top = int(ks[keep].max())
+        seg = np.zeros(n)
+        # In blocks of samples, every partial at once: e^(i k phase) as the running product of e^(i phase) (a
+        # complex multiply per partial and sample instead of a sine), amplitudes linear between frames.
+        for a in range(0, n, SYNTH_BLOCK):
+            t = t_samples[a : a + SYNTH_BLOCK]
+            idx, frac = t // hop, (t % hop / hop)[:, None]
+            gains = amp[idx] * (1.0 - frac) + amp[idx + 1] * frac
+            z = np.exp(1j * phase[a : a + len(t)]).astype(np.complex64)
+            partials = np.cumprod(np.broadcast_to(z[:, None], (len(t), top)), axis=1)[:, keep[:top]]
+            seg[a : a + len(t)] = np.einsum("tk,tk->t", gains.astype(np.float32), partials.imag)
+        ramp = min(n, int(ONSET_RAMP_S * sample_rate_hz))  # the first sample is not a step either
+        seg[:ramp] *= np.linspace(0.0, 1.0, ramp, endpoint=False)
+        out[start : start + n] += seg
+
+
+def _interp_rows(
+    x: npt.NDArray[np.float64], xp: npt.NDArray[np.float64], fp: npt.NDArray[np.float64], right: float
+) -> npt.NDArray[np.float64]:
+    """np.interp row by row (each row of xp increasing), in one pass: the rows are laid end to end with a gap
+    between them, so one sorted search serves all. Left of a row's range its first value, right of it `right`."""
+    rows, m = xp.shape
+    gap = (max(float(xp.max()), float(x.max())) - min(float(xp.min()), float(x.min())) + 1.0) * np.arange(
+        rows
+    )
+    flat = (xp + gap[:, None]).ravel()
+    pos = np.searchsorted(flat, (x + gap[:, None]).ravel()).reshape(x.shape) - (m * np.arange(rows))[:, None]
+    lo = np.clip(pos - 1, 0, m - 1)
+    hi = np.clip(pos, 0, m - 1)
+    x0, x1 = np.take_along_axis(xp, lo, 1), np.take_along_axis(xp, hi, 1)
+    y0, y1 = np.take_along_axis(fp, lo, 1), np.take_along_axis(fp, hi, 1)
+    w = np.where(x1 > x0, (x - x0) / np.where(x1 > x0, x1 - x0, 1.0), 0.0)
+    y = y0 + np.clip(w, 0.0, 1.0) * (y1 - y0)
+    return np.where(pos >= m, right, y)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which of B's frames plays each frame of a note: `spectrum` for the partials and noise, `movement` for
+    the pitch movement, and `level_db` added to the levels (a held note longer than B's continues B's trend)."""
+
+    spectrum: npt.NDArray[np.int64]
+    movement: npt.NDArray[np.int64]
+    level_db: npt.NDArray[np.float64]
+
+    def cut(self, frames: int, force: bool = False) -> FramePlan:
+        """Ended after `frames` (at least one), fading out over the last CUT_S (also when nothing is cut, with
+        `force`: a sound stopped mid-waveform clicks)."""
+        n = max(1, min(frames, len(self.spectrum)))
+        if n == len(self.spectrum) and not force:
+            return self
+        fade = np.zeros(n)
+        k = min(n, max(1, int(CUT_S / HOP_S)))
+        fade[n - k :] = np.linspace(0.0, -60.0, k)
+        return FramePlan(self.spectrum[:n], self.movement[:n], self.level_db[:n] + fade)
+
+
+def _frame_map(ref: RecordedNote, note: Note, tail_s: float) -> FramePlan:
+    """B's held frames from the onset, then B's release frames. A note held longer than B's keeps the spectrum of
+    three quarters into B's held frames and continues B's level trend over the second half of them (a decay
+    goes on decaying, a sustained note stays; never rising), its pitch movement looping that half back and
+    forth; a shorter one is cut."""
+    held_n = max(1, int(round(note.duration_s / HOP_S)))
+    release = np.arange(ref.held, ref.frames)
+    if len(release) == 0:  # B's note had no free release: fade its last frame out over 50 ms
+        release = np.full(int(0.05 / HOP_S), ref.held - 1)
+    release = release[: max(1, int(tail_s / HOP_S))]
+    if held_n <= ref.held:
+        spectrum = np.concatenate([np.arange(held_n), release])
+        return FramePlan(spectrum, spectrum, np.zeros(len(spectrum)))
+    lo = ref.held // 2
+    span = max(1, ref.held - 1 - lo)
+    extra = np.arange(1, held_n - ref.held + 1)
+    phase = extra % (2 * span)
+    loop = np.clip(np.where(phase < span, ref.held - 1 - phase, lo + (phase - span)), 0, ref.held - 1)
+    slope = _level_slope_db(ref, lo)
+    steady = min(ref.held - 1, (3 * ref.held) // 4)
+    ext_level = slope * extra
+    held = np.arange(ref.held)
+    spectrum = np.concatenate([held, np.full(len(extra), steady), release])
+    movement = np.concatenate([held, loop, release])
+    # the extension starts from the steady frame's level: bring it to the last held frame's, then the trend
+    join = _frame_level_db(ref, ref.held - 1) - _frame_level_db(ref, steady)
+    level = np.concatenate(
+        [np.zeros(ref.held), join + ext_level, np.full(len(release), join + ext_level[-1])]
+    )
+    return FramePlan(spectrum.astype(np.int64), movement.astype(np.int64), level)
+
+
+def _frame_level_db(ref: RecordedNote, t: int) -> float:
+    return float(10.0 * np.log10(np.sum(10.0 ** (ref.harmonic_db[t].astype(np.float64) / 10.0)) + 1e-20))
+
+
+def _level_slope_db(ref: RecordedNote, start: int) -> float:
+    """dB per frame of B's level over its held frames from `start` (a least-squares line), at most 0."""
+    t = np.arange(start, ref.held)
+    if len(t) < 3:
+        return 0.0
+    level = [_frame_level_db(ref, int(i)) for i in t]
+    return float(min(0.0, np.polyfit(t, level, 1)[0]))
+
+
+def _shaped_noise(
+    power: npt.NDArray[np.float64],
+    hop: int,
+    n_out: int,
+    sample_rate_hz: int,
+    analysis_rate_hz: int,
+    seed: int,
+) -> npt.NDArray[np.float64]:
+    """White noise shaped frame by frame to the per-band power (the variance of white noise of that density)."""
+    if not power.any():
+        return np.zeros(n_out)
+    from scipy.signal import istft, stft
+
+    n_fft = 4 * hop
+    rng = np.random.default_rng(seed)
+    _, _, spec = stft(rng.standard_normal(n_out), fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
+    bins_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
+    band = np.clip(np.searchsorted(noise_band_edges_hz(analysis_rate_hz), bins_hz) - 1, 0, NOISE_BANDS - 1)
+    m = min(spec.shape[1], power.shape[0])
+    # scipy's stft scales by the window sum; a bin's magnitude of white noise of variance 1 is then about
+    # sqrt(sum(w^2)) / sum(w); the analysis measured |X| * 2 / sum(w). Match the two per bin.
+    spec[:, :m] *= np.sqrt(power[:m][:, band].T)  # unit white noise -> the analysed density, band by band
+    spec[:, m:] = 0.0
+    _, y = istft(spec, fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
+    y = np.asarray(y[:n_out])
+    return np.pad(y, (0, n_out - len(y)))

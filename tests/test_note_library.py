@@ -1,0 +1,132 @@
+"""The note library (hybrid.calibration.note_library): B's clean notes analysed, and other notes played with them.
+
+Known answers: the "recordings" are additive tones whose partial levels, noise level, tuning and spectral
+envelope are set by hand; the analysis must read them back, and notes played at other pitches must keep the
+envelope in absolute frequency (B's formant), the pitch asked for, and content up to Nyquist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybrid.calibration.note_library import HOP_S, NoteLibrary, _clean_notes
+from hybrid.constants import midi_to_hz
+from hybrid.notes import Note, NoteSequence
+
+SR = 44100
+
+
+def tone(
+    pitch: float,
+    seconds: float,
+    levels_db,
+    sr: int = SR,
+    cents: float = 0.0,
+    noise_rms: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A steady harmonic tone: partial k at levels_db(k * f0) dB (amplitude), plus white noise."""
+    f0 = float(midi_to_hz(pitch)) * 2 ** (cents / 1200)
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for k in range(1, int(sr / 2 / f0)):
+        y += 10 ** (levels_db(k * f0) / 20) * np.sin(2 * np.pi * k * f0 * t)
+    y += noise_rms * np.random.default_rng(seed).standard_normal(len(t))
+    return y.astype(np.float32)
+
+
+def formant(f_hz):
+    """An envelope peaking at 1.5 kHz: -20 dB there, falling 18 dB per octave away from it."""
+    return -20.0 - 18.0 * np.abs(np.log2(np.asarray(f_hz) / 1500.0))
+
+
+def library_of(y: np.ndarray, pitch: float, seconds: float) -> NoteLibrary:
+    lib = NoteLibrary.analyse(y, SR, NoteSequence([Note(0.0, seconds, pitch, 100)]))
+    assert lib is not None
+    return lib
+
+
+def test_partials_and_noise_are_read_back():
+    # Partials at -20, -26, -32 ... dB (6 dB per harmonic), white noise of RMS 0.001 (-60 dB).
+    y = tone(57.0, 1.0, lambda f: -20.0 - 6.0 * (f / 220.0 - 1.0), noise_rms=1e-3)
+    r = library_of(y, 57.0, 1.0).notes[0]
+    middle = r.held // 2
+    np.testing.assert_allclose(r.harmonic_db[middle, :6], -20.0 - 6.0 * np.arange(6), atol=1.0)
+    np.testing.assert_allclose(r.harmonic_hz[middle, :3], [220.0, 440.0, 660.0], rtol=0.01)
+    # The noise, as the variance of white noise of that density: 1e-6 -> -60 dB in every band.
+    assert np.median(r.noise_db[middle]) == pytest.approx(-60.0, abs=2.0)
+
+
+def test_tuning_is_not_kept_but_movement_is():
+    # B plays 30 cents sharp: the library keeps no offset (A's notes are played at their own pitch).
+    y = tone(69.0, 1.0, lambda f: -20.0 - 12.0 * np.log2(f / 440.0), cents=30.0)
+    r = library_of(y, 69.0, 1.0).notes[0]
+    assert np.abs(r.cents[5:-5]).max() < 3.0  # (the end frames straddle the recording's ends)
+    out = library_of(y, 69.0, 1.0).render(NoteSequence([Note(0.0, 0.8, 64.0, 100)]), SR, tail_s=0.1)
+    spec = np.abs(np.fft.rfft(out[int(0.2 * SR) : int(0.2 * SR) + int(0.5 * SR)] * np.hanning(int(0.5 * SR))))
+    peak_hz = np.argmax(spec) * 2.0  # bins of 2 Hz
+    assert peak_hz == pytest.approx(float(midi_to_hz(64.0)), abs=3.0)
+
+
+def test_another_pitch_keeps_the_formant_in_absolute_frequency():
+    # B at A3 (220 Hz) with its envelope peaking at 1.5 kHz; played at E4 (330 Hz) and A4 (440 Hz), the partial
+    # nearest 1.5 kHz is the loudest (not the 7th harmonic, where B's loudest is).
+    y = tone(57.0, 1.0, formant)
+    lib = library_of(y, 57.0, 1.0)
+    for pitch in (64.0, 69.0):
+        out = lib.render(NoteSequence([Note(0.0, 0.8, pitch, 100)]), SR, tail_s=0.1)
+        seg = out[int(0.2 * SR) : int(0.2 * SR) + int(0.5 * SR)] * np.hanning(int(0.5 * SR))
+        spec = np.abs(np.fft.rfft(seg))
+        f0 = float(midi_to_hz(pitch))
+        levels = [spec[int(round(k * f0 / 2.0))] for k in range(1, 12)]
+        loudest = (int(np.argmax(levels)) + 1) * f0
+        nearest = min((k * f0 for k in range(1, 12)), key=lambda f: abs(f - 1500.0))
+        assert loudest == pytest.approx(nearest)
+
+
+def test_full_band_at_the_output_rate():
+    # B's partials reach 15 kHz; a note played at 44.1 kHz has content above 8 kHz, and at 16 kHz none is asked
+    # for above Nyquist (the render stays finite and the same length rule holds).
+    y = tone(60.0, 1.0, lambda f: -20.0 - 2.0 * np.log2(f / 262.0))
+    lib = library_of(y, 60.0, 1.0)
+    notes = NoteSequence([Note(0.0, 0.5, 62.0, 100)])
+    full = lib.render(notes, SR, tail_s=0.2)
+    assert len(full) == int(np.ceil(0.7 * SR))
+    spec = np.abs(np.fft.rfft(full)) ** 2
+    freqs = np.fft.rfftfreq(len(full), 1 / SR)
+    assert spec[freqs > 8000].sum() / spec.sum() > 0.05
+    low = lib.render(notes, 16000, tail_s=0.2)
+    assert len(low) == int(np.ceil(0.7 * 16000)) and np.isfinite(low).all()
+
+
+def test_a_longer_note_sustains_and_a_decay_goes_on_decaying():
+    # B: a 0.6 s note decaying at 20 dB/s. A 2 s note keeps decaying (no loop that swells back up).
+    t = np.arange(int(0.6 * SR)) / SR
+    y = tone(57.0, 0.6, lambda f: -20.0 - 0.0 * f) * 10 ** (-20.0 * t / 20.0).astype(np.float32)
+    lib = library_of(y, 57.0, 0.6)
+    out = lib.render(NoteSequence([Note(0.0, 2.0, 57.0, 100)]), SR, tail_s=0.0)
+    rms = [np.sqrt(np.mean(out[int(a * SR) : int((a + 0.1) * SR)] ** 2)) for a in (0.3, 0.9, 1.5)]
+    db = 20 * np.log10(rms)
+    assert db[0] > db[1] > db[2]
+    assert db[1] - db[2] == pytest.approx(20.0 * 0.6, abs=4.0)  # 20 dB/s over 0.6 s
+
+
+def test_clean_notes_ignore_quiet_partials_but_not_other_notes():
+    main = Note(0.0, 1.0, 48.0, 100)
+    octave_ghost = Note(0.1, 0.6, 60.0, 40)  # its own second harmonic, transcribed as a quieter note
+    other = Note(0.2, 0.9, 51.0, 40)  # a minor third: another note
+    assert _clean_notes(NoteSequence([main, octave_ghost])) == [main]
+    assert (
+        _clean_notes(NoteSequence([main, other])) == [other]
+        or _clean_notes(NoteSequence([main, other])) == []
+    )
+    assert main not in _clean_notes(NoteSequence([main, other]))
+    assert _clean_notes(NoteSequence([Note(0.0, 0.05, 60.0, 100)])) == []  # too short to learn from
+
+
+def test_nothing_clean_gives_no_library():
+    y = tone(57.0, 1.0, formant)
+    chord = NoteSequence([Note(0.0, 1.0, 57.0, 100), Note(0.0, 1.0, 61.0, 100)])
+    assert NoteLibrary.analyse(y, SR, chord) is None
+    assert HOP_S > 0
