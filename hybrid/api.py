@@ -31,8 +31,10 @@ def transcribe_to_midi(
     from hybrid.transcription import transcribe
 
     out = check_output_path(midi_out, [song], force)
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise HybridError(f"{out}: transcribe writes MIDI; name a .mid or .midi file")
     result = transcribe(song, options)
-    write_midi(result.notes, out)
+    write_midi(result.notes, out, replace=force)
     return result
 
 
@@ -70,7 +72,7 @@ def stretch(
         seq = load_notes(source)
         r = rate_for_bpm(seq.tempo_bpm, bpm) if bpm is not None else check_rate(float(rate))  # type: ignore[arg-type]
         stretched = stretch_notes(seq, r)
-        write_midi(stretched, out)
+        write_midi(stretched, out, replace=force)
         return StretchResult(out, r, seq.tempo_bpm, stretched.tempo_bpm)
     from hybrid.transcription import estimate_tempo
 
@@ -79,7 +81,7 @@ def stretch(
     source_bpm = estimate_tempo(mono, sr)[0]
     r = rate_for_bpm(source_bpm, bpm) if bpm is not None else check_rate(float(rate))  # type: ignore[arg-type]
     stretched_audio = stretch_audio(y if y.shape[1] > 1 else mono, sr, r)
-    save_audio(out, stretched_audio, sr)
+    save_audio(out, stretched_audio, sr, replace=force)
     return StretchResult(out, r, source_bpm, source_bpm * r)
 
 

@@ -142,20 +142,24 @@ def check_output_path(
             raise HybridError(f"{out}: is an input file; refusing to overwrite it")
         if Path(inp).resolve() == out.resolve():
             raise HybridError(f"{out}: is an input file; refusing to overwrite it")
-    if out.exists() and not force:
-        raise HybridError(f"{out}: already exists (use --force to replace it)")
     if out.is_dir():
         raise HybridError(f"{out}: is a directory")
+    if out.exists() and not out.is_file():
+        raise HybridError(f"{out}: is not a regular file (a device or a pipe); refusing to replace it")
+    if out.exists() and not force:
+        raise HybridError(f"{out}: already exists (use --force to replace it)")
     if not out.parent.exists():
         raise HybridError(f"{out.parent}: output folder does not exist")
     return out
 
 
 @contextlib.contextmanager
-def atomic_path(output: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `output` (same extension); rename it onto `output` on success only."""
+def atomic_path(output: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `output` (same extension); move it onto `output` on success only. With
+    `replace=False` the move fails, with a clear error, if `output` has appeared meanwhile (another run or
+    program wrote it): a hard link is made, which never replaces a file, and the temporary name removed."""
     out = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=f".partial{out.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=f".partial{out.suffix}")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -163,7 +167,13 @@ def atomic_path(output: str | os.PathLike[str]) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp_path, out)
+        if replace:
+            os.replace(tmp_path, out)
+        else:
+            try:
+                os.link(tmp_path, out)
+            except FileExistsError:
+                raise HybridError(f"{out}: appeared while this run was writing it; not replaced") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -192,17 +202,38 @@ def loudness_normalize(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs:
     return (y * gain).astype(np.float32)
 
 
-def save_audio(path: str | os.PathLike[str], y: FloatArray, sample_rate_hz: int) -> Path:
-    """Write audio atomically; the format follows the extension (wav: 16-bit PCM). Returns the path."""
+AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+AUDIO_FORMATS[".mp3"] = ("MP3", "MPEG_LAYER_III")
+
+
+def audio_format(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(soundfile format, subtype) that an output's extension asks for; a clear error for any other."""
+    ext = Path(path).suffix.lower()
+    if ext not in AUDIO_FORMATS:
+        raise HybridError(f"{path}: unsupported output format '{ext}' (use .wav, .flac, .ogg or .mp3)")
+    return AUDIO_FORMATS[ext]
+
+
+def write_audio(tmp: Path, output: str | os.PathLike[str], y: FloatArray, sample_rate_hz: int) -> None:
+    """Write audio to `tmp` in the format `output`'s extension asks for (wav: 16-bit PCM)."""
     import soundfile as sf
 
+    fmt, subtype = audio_format(output)
+    sf.write(
+        str(tmp),
+        np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0),
+        sample_rate_hz,
+        format=fmt,
+        subtype=subtype,
+    )
+
+
+def save_audio(
+    path: str | os.PathLike[str], y: FloatArray, sample_rate_hz: int, replace: bool = True
+) -> Path:
+    """Write audio atomically (see atomic_path); the format follows the extension. Returns the path."""
     out = Path(path)
-    ext = out.suffix.lower()
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}.get(ext)
-    if fmt is None:
-        raise HybridError(f"{out}: unsupported output format '{ext}' (use .wav, .flac, .ogg or .mp3)")
-    subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}[fmt]
-    data = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
-    with atomic_path(out) as tmp:
-        sf.write(str(tmp), data, sample_rate_hz, format=fmt, subtype=subtype)
+    audio_format(out)
+    with atomic_path(out, replace) as tmp:
+        write_audio(tmp, out, y, sample_rate_hz)
     return out

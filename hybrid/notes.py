@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,15 +75,10 @@ class NoteSequence:
         return NoteSequence(notes, self.tempo_bpm)
 
 
-def write_midi(seq: NoteSequence, path: str | os.PathLike[str], program: int = 0) -> Path:
-    """Write a one-track MIDI file whose tempo is seq.tempo_bpm; note times stay in seconds.
-
-    Pitch bends are written for notes that do not overlap another note (MIDI bends a whole channel).
-    The file is written atomically.
-    """
+def midi_file(seq: NoteSequence, program: int = 0) -> Any:
+    """A one-track pretty_midi.PrettyMIDI whose tempo is seq.tempo_bpm; note times stay in seconds. Pitch bends
+    are kept for notes that do not overlap another note (MIDI bends a whole channel)."""
     import pretty_midi
-
-    from hybrid.audio import atomic_path
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(seq.tempo_bpm))
     inst = pretty_midi.Instrument(program=program)
@@ -106,9 +102,20 @@ def write_midi(seq: NoteSequence, path: str | os.PathLike[str], program: int = 0
                 inst.pitch_bends.append(pretty_midi.PitchBend(value, float(t)))
             inst.pitch_bends.append(pretty_midi.PitchBend(0, float(n.offset_s)))
     pm.instruments.append(inst)
+    return pm
+
+
+def write_midi(
+    seq: NoteSequence, path: str | os.PathLike[str], program: int = 0, replace: bool = True
+) -> Path:
+    """Write midi_file(seq) atomically (see hybrid.audio.atomic_path)."""
+    from hybrid.audio import atomic_path
+
     out = Path(path)
-    with atomic_path(out) as tmp:
-        pm.write(str(tmp))
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise HybridError(f"{out}: MIDI is written to a .mid or .midi file")
+    with atomic_path(out, replace) as tmp:
+        midi_file(seq, program).write(str(tmp))
     return out
 
 

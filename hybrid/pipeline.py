@@ -10,6 +10,7 @@ they read the songs, fit the timbre song (`Model.fit_timbre`), call the array fu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -187,12 +188,15 @@ def transfer(
     one is given."""
     from dataclasses import replace
 
-    from hybrid.audio import check_output_path, load_audio, save_audio
-    from hybrid.notes import write_midi
+    from hybrid.audio import atomic_path, audio_format, check_output_path, load_audio, write_audio
+    from hybrid.notes import midi_file
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo
 
     out = check_output_path(output, [rhythm, timbre], force)
+    audio_format(out)  # an unsupported extension is refused before any work
     midi_path = check_output_path(midi_out, [rhythm, timbre], force) if midi_out else None
+    if midi_path is not None and midi_path.suffix.lower() not in (".mid", ".midi"):
+        raise HybridError(f"{midi_path}: --midi-out is written to a .mid or .midi file")
     if midi_path is not None and midi_path.resolve() == out.resolve():
         raise HybridError(f"{out}: --midi-out and the output are the same file")
     choose_rate(1.0, options)  # the options' own checks, before any slow work
@@ -211,9 +215,12 @@ def transfer(
     laps.stop("fit")
     result = transfer_audio(a, BP_SAMPLE_RATE_HZ, fitted, model, options, progress)
     laps.start("writing")
-    save_audio(out, result.audio, result.sample_rate_hz)
-    if midi_path is not None:
-        write_midi(result.notes, midi_path)
+    # all outputs or none: each is written beside its name, and all are moved into place only once every one
+    # is whole; without force, an output that appeared meanwhile is not replaced
+    with contextlib.ExitStack() as stack:
+        write_audio(stack.enter_context(atomic_path(out, force)), out, result.audio, result.sample_rate_hz)
+        if midi_path is not None:
+            midi_file(result.notes).write(str(stack.enter_context(atomic_path(midi_path, force))))
     laps.stop("write")
     result.timings_s = {**laps.times, **result.timings_s}
     result.output = out
@@ -235,11 +242,13 @@ def render_midi(
 ) -> npt.NDArray[np.float32]:
     """Render a MIDI file (or notes) with the timbre of an audio file; write `output` when given.
     Returns the mono audio at `sample_rate_hz`, loudness-normalised."""
-    from hybrid.audio import check_output_path, load_audio, save_audio
+    from hybrid.audio import audio_format, check_output_path, load_audio, save_audio
     from hybrid.notes import read_midi
 
     inputs = [timbre] + ([notes] if not isinstance(notes, NoteSequence) else [])
     out = check_output_path(output, inputs, force) if output is not None else None
+    if out is not None:
+        audio_format(out)
     seq = notes if isinstance(notes, NoteSequence) else read_midi(notes)
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
@@ -249,7 +258,7 @@ def render_midi(
     fitted = model.fit_timbre(b, sr_b, calibrate, seed, library)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
     if out is not None:
-        save_audio(out, y, sample_rate_hz)
+        save_audio(out, y, sample_rate_hz, replace=force)
     return y
 
 

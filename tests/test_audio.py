@@ -109,3 +109,24 @@ def test_loudness_normalize_hits_rms_without_clipping():
     spiky[200:] = 0.001
     out = loudness_normalize(spiky, -20.0, -1.0)
     assert np.max(np.abs(out)) == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+
+
+def test_an_output_that_appears_during_a_run_is_not_replaced(tmp_path):
+    # Existence is checked at the start; another run or program may create the file before the end. Without
+    # force the finished output is then refused (hard link: never replaces), and the other file is kept.
+    from hybrid.audio import atomic_path
+
+    out = tmp_path / "o.wav"
+    with pytest.raises(HybridError, match="appeared while this run was writing it"):
+        with atomic_path(out, replace=False) as tmp:
+            tmp.write_bytes(b"mine")
+            out.write_bytes(b"theirs")
+    assert out.read_bytes() == b"theirs" and list(tmp_path.iterdir()) == [out]
+    with atomic_path(out, replace=True) as tmp:  # --force: replaced
+        tmp.write_bytes(b"mine")
+    assert out.read_bytes() == b"mine"
+
+
+def test_a_device_is_never_an_output(tmp_path):
+    with pytest.raises(HybridError, match="not a regular file"):
+        check_output_path("/dev/null", [], force=True)

@@ -130,3 +130,8 @@ def test_score_audio_against_its_own_midi(tmp_path):
     assert r.exit_code == 0, r.output
     assert "onset only         1.000     1.000     1.000" in r.output
     assert "ratio 1.000" in r.output
+
+
+def test_transcribe_refuses_to_write_midi_into_an_audio_name(tmp_path):
+    r = run("transcribe", DATA / "egset12_guitar_01.wav", "-o", tmp_path / "out.wav")
+    assert r.exit_code == 1 and ".mid" in r.output and not (tmp_path / "out.wav").exists()

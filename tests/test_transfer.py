@@ -285,3 +285,28 @@ POLY_FLOOR = {"guitar": 0.47, "string": 0.91, "reed": 0.85}
 # The 12-note trumpet phrase as guitar (seed 3), played from the guitar's note library: measured 0.880 (11 of 12
 # notes matched, 13 transcribed: 22/25); one note less matched is 0.800. (The decoder alone: 0.960.)
 TRANSFER_F1_FLOOR = 0.79
+
+
+def test_report_naming_another_output_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "o.wav"
+    r = trumpet_as_guitar(out, "--report", out)
+    assert r.exit_code == 1 and "--report would overwrite another output" in r.output
+    assert not out.exists()
+
+
+def test_transfer_outputs_are_all_written_or_none(model, tmp_path, monkeypatch):
+    # The MIDI fails to write (a full disk, say) after the audio was rendered: neither output is left.
+    import hybrid
+    import hybrid.notes
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hybrid.notes, "midi_file", broken)
+    out, mid = tmp_path / "o.wav", tmp_path / "o.mid"
+    options = hybrid.TransferOptions(score=False, library=False, sample_rate_hz=SR)
+    with pytest.raises(OSError):
+        hybrid.transfer(
+            EXAMPLES / "trumpet.ogg", EXAMPLES / "guitar.wav", out, options, midi_out=mid, model=model
+        )
+    assert sorted(tmp_path.iterdir()) == []
