@@ -1,0 +1,85 @@
+"""Wall time and peak memory of `hybrid transfer`, side by side in one run: as shipped (note library where B
+has clean notes), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes played by the
+nearest FluidR3 GM program). Each row is a fresh process, so imports and model loading are included and its
+peak resident memory is its own.
+
+Inputs: the first N seconds of the example Vibe Ace (looped to reach N), B = the example trumpet phrase.
+
+Run:  .venv/bin/python benchmarks/bench_transfer.py [--lengths 30,120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HYBRID = ROOT / ".venv" / "bin" / "hybrid"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+PLAIN = r"""
+import sys
+from hybrid.audio import load_audio, loudness_normalize, save_audio
+from hybrid.baselines import GMLookup
+from hybrid.constants import FLUIDR3_GM, SAMPLE_RATE_HZ
+from hybrid.transcription import transcribe
+a, b, out = sys.argv[1:4]
+notes = transcribe(a).notes
+lookup = GMLookup.build(FLUIDR3_GM)
+y = loudness_normalize(lookup.render(notes, lookup.nearest(load_audio(b, sample_rate_hz=SAMPLE_RATE_HZ)[0])))
+save_audio(out, y, SAMPLE_RATE_HZ)
+"""
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, peak resident memory MB, the last line it printed) of one run, in a fresh process; the peak is
+    read by /usr/bin/time (GNU time, Debian's `time` package)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.strip().splitlines()[-2:]}")
+    peak_mb = float(r.stderr.strip().splitlines()[-1]) / 1024
+    return wall, peak_mb, (r.stdout.strip().splitlines() or [""])[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lengths", default="30", help="input lengths in seconds, comma-separated")
+    args = ap.parse_args()
+    import numpy as np
+    import soundfile as sf
+
+    from hybrid.audio import load_audio
+
+    song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
+    b = ROOT / "examples" / "trumpet.ogg"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| input | system | wall time (s) | peak memory (MB) | output |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as d:
+        for seconds in [int(x) for x in args.lengths.split(",")]:
+            a = Path(d) / f"a{seconds}.wav"
+            sf.write(a, np.tile(song, int(np.ceil(seconds * sr / len(song))))[: seconds * sr], sr)
+            rows = [
+                ("hybrid (as shipped)", [str(HYBRID), "transfer", "--rhythm", str(a), "--timbre", str(b)]),
+                (
+                    "hybrid --no-library",
+                    [str(HYBRID), "transfer", "--rhythm", str(a), "--timbre", str(b), "--no-library"],
+                ),
+                ("basic-pitch -> nearest GM program", [str(PYTHON), "-c", PLAIN, str(a), str(b)]),
+            ]
+            for name, cmd in rows:
+                out = Path(d) / f"{name.split()[0]}{len(cmd)}_{seconds}.wav"
+                full = [*cmd, "-o", str(out), "--force"] if cmd[0] == str(HYBRID) else [*cmd, str(out)]
+                wall, peak, line = timed(full)
+                print(f"| {seconds} s | {name} | {wall:.1f} | {peak:.0f} | {line.split(': ', 1)[-1][:60]} |")
+
+
+if __name__ == "__main__":
+    main()
