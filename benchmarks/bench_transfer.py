@@ -4,6 +4,7 @@ nearest FluidR3 GM program). Each row is a fresh process, so imports and model l
 peak resident memory is its own.
 
 Inputs: the first N seconds of the example Vibe Ace (looped to reach N), B = the example trumpet phrase.
+Needs GNU time at /usr/bin/time (Debian package `time`) for the peak memory.
 
 Run:  .venv/bin/python benchmarks/bench_transfer.py [--lengths 30,120]
 """
