@@ -130,3 +130,27 @@ def test_nothing_clean_gives_no_library():
     chord = NoteSequence([Note(0.0, 1.0, 57.0, 100), Note(0.0, 1.0, 61.0, 100)])
     assert NoteLibrary.analyse(y, SR, chord) is None
     assert HOP_S > 0
+
+
+def test_the_note_check_keeps_the_library_only_while_it_keeps_the_notes(renderer, transcriber, monkeypatch):
+    # A library made from a clean harmonic tone plays a melody that transcribes as itself: kept. The same
+    # library made to play silence loses every note, against the decoder's rendering: dropped.
+    import dataclasses
+
+    from hybrid.calibration import FittedTimbre, note_check
+
+    y = tone(60.0, 1.0, lambda f: -20.0 - 12.0 * np.log2(f / 262.0))
+    lib = library_of(y, 60.0, 1.0)
+    melody = NoteSequence(
+        [Note(0.1 + 0.4 * i, 0.4 + 0.4 * i, float(p), 100) for i, p in enumerate([60, 64, 67, 72])]
+    )
+    emb = renderer.embed(y[::3].copy())  # any embedding: the decoder is what the library is held against
+    timbre = FittedTimbre(emb, library=lib)
+    assert note_check(renderer, melody, timbre, transcriber).use_library
+    silent = dataclasses.replace(lib)
+    monkeypatch.setattr(
+        type(silent), "render", lambda self, notes, sr, tail_s=1.0, seed=0: np.zeros(sr * 3, np.float32)
+    )
+    assert not note_check(
+        renderer, melody, dataclasses.replace(timbre, library=silent), transcriber
+    ).use_library
