@@ -160,6 +160,14 @@ SampleRate = Annotated[
         "--sample-rate", help=f"Output sample rate in Hz ({SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ})."
     ),
 ]
+Cache = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        help="Reuse B's fit when B was fitted before with the same settings ($HYBRID_CACHE_DIR, default "
+        "~/.cache/hybrid/timbres; safe to delete).",
+    ),
+]
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
 ]
@@ -169,7 +177,7 @@ CheckpointOpt = Annotated[
 @friendly_errors
 def transfer(
     rhythm: Annotated[Path, typer.Option("--rhythm", help="Song A: its notes and rhythm are kept.")],
-    timbre: Annotated[Path, typer.Option("--timbre", help="Song B: its timbre is used.")],
+    timbre: Annotated[Path, typer.Option("--timbre", help="Song B, whose sound is used (audio, or a .timbre file from `hybrid timbre fit`).")],
     output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     rate: Annotated[float | None, typer.Option(help="Tempo factor: >1 plays faster.")] = None,
     bpm: Annotated[float | None, typer.Option(help="Target tempo in BPM (from A's estimated tempo).")] = None,
@@ -182,6 +190,7 @@ def transfer(
     calibrate: Calibrate = True,
     library: Library = True,
     sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
+    cache: Cache = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     report: Annotated[
@@ -207,6 +216,8 @@ def transfer(
         sample_rate_hz=sample_rate,
     )
     if report is not None:
+        if timbre.suffix.lower() == ".timbre":
+            raise HybridError(f"{timbre}: --report needs the timbre song's audio, not a fitted timbre")
         report_path = check_output_path(report, [rhythm, timbre], force)
         others = [output] + ([midi_out] if midi_out else [])
         if any(report_path.resolve() == Path(p).resolve() for p in others):
@@ -223,6 +234,7 @@ def transfer(
             progress=lambda s: status.update(s),
             checkpoint=checkpoint,
             device=device,
+            cache=cache,
         )
         if report is not None:
             from hybrid.pipeline import transfer_report
@@ -241,12 +253,13 @@ def transfer(
 @friendly_errors
 def render(
     notes: Annotated[Path, typer.Argument(help="MIDI file to play.")],
-    timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose timbre is used.")],
+    timbre: Annotated[Path, typer.Option("--timbre", help="Audio whose sound is used, or a .timbre file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise generator.")] = 0,
     calibrate: Calibrate = True,
     library: Library = True,
     sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
+    cache: Cache = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     force: Force = False,
@@ -265,6 +278,7 @@ def render(
         device=device,
         library=library,
         sample_rate_hz=sample_rate,
+        cache=cache,
     )
     typer.echo(f"{output}: {len(y) / sample_rate:.1f} s rendered at {sample_rate} Hz")
 
@@ -318,6 +332,41 @@ def evaluate(
         progress=lambda s, i, n: typer.echo(f"{s}: pair {i}/{n}", err=True),
     )
     typer.echo(f"{out}: results of {', '.join(names)}; summary in {out / 'summary.md'}")
+
+
+timbre_app = typer.Typer(help="Fit a timbre song once, for any number of transfers.", no_args_is_help=True)
+app.add_typer(timbre_app, name="timbre")
+
+
+@timbre_app.command("fit")
+@friendly_errors
+def timbre_fit(
+    song: Annotated[Path, typer.Argument(help="The timbre song B (audio).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The fitted timbre to write (.timbre).")],
+    seed: Annotated[int, typer.Option(help="Seed of the calibration.")] = 0,
+    calibrate: Calibrate = True,
+    library: Library = True,
+    device: Device = "auto",
+    checkpoint: CheckpointOpt = None,
+    force: Force = False,
+) -> None:
+    """Fit B once (note library, embedding, calibration); then --timbre B.timbre in transfer or render."""
+    from hybrid.audio import check_output_path, load_audio
+    from hybrid.calibration.timbre_file import SUFFIX, file_sha256, save_timbre
+    from hybrid.pipeline import load_model
+
+    out = check_output_path(output, [song], force)
+    if out.suffix.lower() != SUFFIX:
+        raise HybridError(f"{out}: a fitted timbre is written to a {SUFFIX} file")
+    y, sr = load_audio(song)
+    model = load_model(checkpoint, device)
+    fitted = model.fit_timbre(y, sr, calibrate, seed, library)
+    settings = {"calibrate": calibrate, "seed": seed, "library": library}
+    save_timbre(fitted, out, model.renderer.weights_sha256, file_sha256(song), settings, replace=force)
+    notes = 0 if fitted.library is None else len(fitted.library.notes)
+    typer.echo(
+        f"{out}: fitted on {fitted.calibration_notes} notes of {song.name}, {notes} in its note library"
+    )
 
 
 dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)

@@ -11,6 +11,8 @@ they read the songs, fit the timbre song (`Model.fit_timbre`), call the array fu
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -93,6 +95,59 @@ class Model:
             (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if library else None
         )
         return fit_timbre(self.renderer, b, calibrate, self.transcriber, seed, full_band=full)
+
+    def timbre_of(
+        self,
+        song: PathLike,
+        calibrate: bool = True,
+        seed: int = 0,
+        library: bool = True,
+        cache: bool = True,
+        audio: tuple[npt.NDArray[np.float32], int] | None = None,
+    ) -> FittedTimbre:
+        """The fitted timbre of a timbre song file (whose `audio` the caller may have loaded already), or of a
+        `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and settings is
+        read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False."""
+        from hybrid.audio import load_audio
+        from hybrid.calibration.timbre_file import SUFFIX, file_sha256, load_timbre, save_timbre
+
+        path = Path(song)
+        weights = self.renderer.weights_sha256
+        if path.suffix.lower() == SUFFIX:
+            return load_timbre(path, weights)
+        y, sr = audio or load_audio(path)
+        settings = {"calibrate": calibrate, "seed": seed, "library": library}
+        song_sha = file_sha256(path)
+        cached = None
+        folder = timbre_cache_dir() if cache else None
+        if folder is not None:
+            key = hashlib.sha256(
+                json.dumps([song_sha, weights, settings], sort_keys=True).encode()
+            ).hexdigest()
+            cached = folder / f"{key[:32]}{SUFFIX}"
+            if cached.exists():
+                try:
+                    return load_timbre(cached, weights)
+                except HybridError:
+                    pass  # a damaged or stale entry is fitted again and replaced
+        fitted = self.fit_timbre(y, sr, calibrate, seed, library)
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                save_timbre(fitted, cached, weights, song_sha, settings)
+            except OSError:
+                pass  # a cache that cannot be written is no reason to fail the transfer
+        return fitted
+
+
+def timbre_cache_dir() -> Path | None:
+    """Where fitted timbres are cached: $HYBRID_CACHE_DIR, else $XDG_CACHE_HOME/hybrid/timbres (default
+    ~/.cache/hybrid/timbres); an empty HYBRID_CACHE_DIR switches the cache off. Safe to delete at any time."""
+    env = os.environ.get("HYBRID_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hybrid" / "timbres"
 
 
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
@@ -182,6 +237,7 @@ def transfer(
     model: Model | None = None,
     checkpoint: PathLike | None = None,
     device: str = "auto",
+    cache: bool = True,
 ) -> TransferResult:
     """Play `rhythm`'s notes and rhythm with `timbre`'s timbre; write `output` (wav, flac, ogg or mp3) and,
     with `midi_out`, the rendered notes at their real tempo. Loads the model (`checkpoint` on `device`) unless
@@ -200,18 +256,28 @@ def transfer(
     if midi_path is not None and midi_path.resolve() == out.resolve():
         raise HybridError(f"{out}: --midi-out and the output are the same file")
     choose_rate(1.0, options)  # the options' own checks, before any slow work
+    from hybrid.calibration.timbre_file import SUFFIX
+
+    fitted_file = Path(timbre).suffix.lower() == SUFFIX
+    if fitted_file and options.bpm_from_timbre:
+        raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     laps = _Laps(progress)
     laps.start("loading")
+    # both songs are read (and any problem with them reported) before the model is loaded
     a, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b, sr_b = load_audio(timbre)
-    model = model or load_model(checkpoint, device)
-    if options.bpm_from_timbre:
+    b_audio = None if fitted_file else load_audio(timbre)
+    if fitted_file:
+        from hybrid.calibration.timbre_file import read_meta
+
+        read_meta(timbre)
+    if b_audio is not None and options.bpm_from_timbre:
         from hybrid.audio import resample
 
-        timbre_bpm = estimate_tempo(resample(b, sr_b, BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ)[0]
+        timbre_bpm = estimate_tempo(resample(b_audio[0], b_audio[1], BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ)[0]
         options = replace(options, bpm=timbre_bpm, bpm_from_timbre=False)
+    model = model or load_model(checkpoint, device)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
-    fitted = model.fit_timbre(b, sr_b, options.calibrate, options.seed, options.library)
+    fitted = model.timbre_of(timbre, options.calibrate, options.seed, options.library, cache, b_audio)
     laps.stop("fit")
     result = transfer_audio(a, BP_SAMPLE_RATE_HZ, fitted, model, options, progress)
     laps.start("writing")
@@ -239,10 +305,12 @@ def render_midi(
     device: str = "auto",
     library: bool = True,
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
+    cache: bool = True,
 ) -> npt.NDArray[np.float32]:
-    """Render a MIDI file (or notes) with the timbre of an audio file; write `output` when given.
+    """Render a MIDI file (or notes) with the timbre of an audio file (or a `.timbre` file); write `output` when
+    given.
     Returns the mono audio at `sample_rate_hz`, loudness-normalised."""
-    from hybrid.audio import audio_format, check_output_path, load_audio, save_audio
+    from hybrid.audio import audio_format, check_output_path, save_audio
     from hybrid.notes import read_midi
 
     inputs = [timbre] + ([notes] if not isinstance(notes, NoteSequence) else [])
@@ -253,9 +321,17 @@ def render_midi(
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
     TransferOptions(sample_rate_hz=sample_rate_hz)  # its checks
-    b, sr_b = load_audio(timbre)
+    from hybrid.calibration.timbre_file import SUFFIX, read_meta
+
+    b_audio = None
+    if Path(timbre).suffix.lower() == SUFFIX:
+        read_meta(timbre)
+    else:
+        from hybrid.audio import load_audio
+
+        b_audio = load_audio(timbre)
     model = model or load_model(checkpoint, device)
-    fitted = model.fit_timbre(b, sr_b, calibrate, seed, library)
+    fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
     if out is not None:
         save_audio(out, y, sample_rate_hz, replace=force)

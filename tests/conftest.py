@@ -14,6 +14,23 @@ DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_timbre_cache(tmp_path_factory):
+    """Fitted timbres are cached in the session's temporary folder, never in the user's home (set before any
+    fixture of a wider scope runs a transfer)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HYBRID_CACHE_DIR", str(tmp_path_factory.mktemp("timbre-cache")))
+        yield
+
+
+@pytest.fixture
+def timbre_cache(tmp_path_factory, monkeypatch) -> Path:
+    """A cache folder of this test's own."""
+    folder = tmp_path_factory.mktemp("timbre-cache")
+    monkeypatch.setenv("HYBRID_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

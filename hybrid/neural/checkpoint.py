@@ -30,6 +30,7 @@ class Checkpoint:
     decoder: WaveNetDecoder
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    weights_sha256: str = ""
 
 
 def formats() -> dict[str, Any]:
@@ -186,4 +187,4 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
                 f"{w_path}: weights do not fit the configured {prefix[:-1]} ({first})"
             ) from None
         model.to(device).eval()
-    return Checkpoint(encoder, decoder, cfg.get("provenance", {}), d)
+    return Checkpoint(encoder, decoder, cfg.get("provenance", {}), d, digest)

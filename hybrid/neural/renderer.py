@@ -49,6 +49,7 @@ class Renderer:
     decoder: WaveNetDecoder
     device: str
     provenance: dict[str, Any]
+    weights_sha256: str = ""  # of the checkpoint's weights: what a fitted timbre file is tied to
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike[str] | None = None, device: str = "auto") -> Renderer:
@@ -57,7 +58,7 @@ class Renderer:
 
         dev = pick_device(device)
         ck = load_checkpoint(checkpoint, dev)
-        return cls(ck.encoder, ck.decoder, dev, ck.provenance)
+        return cls(ck.encoder, ck.decoder, dev, ck.provenance, ck.weights_sha256)
 
     def embed(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Timbre embedding (unit vector) of mono SAMPLE_RATE_HZ audio of any length."""

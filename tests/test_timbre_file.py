@@ -1,0 +1,100 @@
+"""A fitted timbre as a file: `hybrid timbre fit`, `--timbre B.timbre`, and the cache of fitted timbres."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+from typer.testing import CliRunner
+
+from hybrid.cli import app
+
+from .conftest import EXAMPLES
+
+runner = CliRunner()
+SR = 16000
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_a_timbre_file_gives_the_same_transfer_as_the_song(tmp_path):
+    fitted = tmp_path / "guitar.timbre"
+    r = run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted, "--seed", "2")
+    assert r.exit_code == 0, r.output
+    assert "in its note library" in r.output
+    common = ("--rhythm", EXAMPLES / "trumpet.ogg", "--seed", "2", "--no-cache")
+    r1 = run("transfer", *common, "--timbre", EXAMPLES / "guitar.wav", "-o", tmp_path / "song.wav")
+    r2 = run("transfer", *common, "--timbre", fitted, "-o", tmp_path / "file.wav")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    a, _ = sf.read(tmp_path / "song.wav", dtype="float32")
+    b, _ = sf.read(tmp_path / "file.wav", dtype="float32")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_the_cache_serves_a_second_transfer_with_the_same_b(tmp_path, timbre_cache):
+    import hybrid
+
+    model = hybrid.load_model(device="cpu")
+    b = EXAMPLES / "guitar.wav"
+    first = model.timbre_of(b)
+    entries = list(timbre_cache.glob("*.timbre"))
+    assert len(entries) == 1
+    again = model.timbre_of(b)  # read back: the same arrays
+    np.testing.assert_array_equal(first.embedding, again.embedding)
+    np.testing.assert_array_equal(first.offset, again.offset)
+    assert len(again.library.notes) == len(first.library.notes)
+    np.testing.assert_array_equal(first.library.notes[0].harmonic_db, again.library.notes[0].harmonic_db)
+    # other settings are another entry; a damaged entry is fitted again
+    model.timbre_of(b, seed=1)
+    assert len(list(timbre_cache.glob("*.timbre"))) == 2
+    entries[0].write_bytes(b"garbage")
+    np.testing.assert_array_equal(model.timbre_of(b).embedding, first.embedding)
+
+
+def test_a_foreign_or_damaged_timbre_file_is_refused_in_one_line(tmp_path, tiny_checkpoint):
+    fitted = tmp_path / "g.timbre"
+    assert run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted).exit_code == 0
+    out = tmp_path / "o.wav"
+    # fitted with the shipped model, used with another checkpoint
+    r = run(
+        "transfer",
+        "--rhythm",
+        EXAMPLES / "trumpet.ogg",
+        "--timbre",
+        fitted,
+        "-o",
+        out,
+        "--checkpoint",
+        tiny_checkpoint,
+    )
+    assert r.exit_code == 1 and "fitted with another checkpoint" in r.output and not out.exists()
+    damaged = tmp_path / "d.timbre"
+    damaged.write_bytes(b"not safetensors")
+    r = run("transfer", "--rhythm", EXAMPLES / "trumpet.ogg", "--timbre", damaged, "-o", out)
+    assert (
+        r.exit_code == 1
+        and "not a readable timbre file" in r.output
+        and len(r.output.strip().splitlines()) == 1
+    )
+    r = run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", tmp_path / "g.wav")
+    assert r.exit_code == 1 and ".timbre" in r.output
+
+
+def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
+    from safetensors import safe_open
+
+    from hybrid.calibration.timbre_file import file_sha256
+    from hybrid.neural.checkpoint import default_checkpoint_dir
+
+    fitted = tmp_path / "g.timbre"
+    assert run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted, "--seed", "4").exit_code == 0
+    with safe_open(str(fitted), framework="np") as f:
+        meta = json.loads(f.metadata()["timbre"])
+    cfg = json.loads((default_checkpoint_dir() / "config.json").read_text())
+    assert meta["weights_sha256"] == cfg["weights_sha256"]
+    assert meta["song_sha256"] == file_sha256(EXAMPLES / "guitar.wav")
+    assert meta["settings"] == {"calibrate": True, "seed": 4, "library": True}
+    assert meta["library"]["sample_rate_hz"] == 44100 and len(meta["library"]["notes"]) >= 1
