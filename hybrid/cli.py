@@ -177,7 +177,13 @@ CheckpointOpt = Annotated[
 @friendly_errors
 def transfer(
     rhythm: Annotated[Path, typer.Option("--rhythm", help="Song A: its notes and rhythm are kept.")],
-    timbre: Annotated[Path, typer.Option("--timbre", help="Song B, whose sound is used (audio, or a .timbre file from `hybrid timbre fit`).")],
+    timbre: Annotated[
+        Path,
+        typer.Option(
+            "--timbre",
+            help="Song B, whose sound is used (audio, or a .timbre file from `hybrid timbre fit`).",
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help=f"Audio file to write ({SR_TEXT}).")],
     rate: Annotated[float | None, typer.Option(help="Tempo factor: >1 plays faster.")] = None,
     bpm: Annotated[float | None, typer.Option(help="Target tempo in BPM (from A's estimated tempo).")] = None,
