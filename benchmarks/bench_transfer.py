@@ -1,6 +1,7 @@
 """Wall time and peak memory of `hybrid transfer`, side by side in one run: as shipped (note library where B
-has clean notes), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes played by the
-nearest FluidR3 GM program). Each row is a fresh process, so imports and model loading are included and its
+has clean notes) fitting B, the same with B fitted before (`hybrid timbre fit`, as the cache gives a second
+transfer with the same B), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes
+played by the nearest FluidR3 GM program). Each row is a fresh process, so imports and model loading are included and its
 peak resident memory is its own.
 
 Inputs: the first N seconds of the example Vibe Ace (looped to reach N), B = the example trumpet phrase.
@@ -64,19 +65,22 @@ def main() -> None:
     print("| input | system | wall time (s) | peak memory (MB) | output |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
+        fitted = Path(d) / "b.timbre"
+        subprocess.run(
+            [str(HYBRID), "timbre", "fit", str(b), "-o", str(fitted)], check=True, capture_output=True
+        )
         for seconds in [int(x) for x in args.lengths.split(",")]:
             a = Path(d) / f"a{seconds}.wav"
             sf.write(a, np.tile(song, int(np.ceil(seconds * sr / len(song))))[: seconds * sr], sr)
+            transfer = [str(HYBRID), "transfer", "--rhythm", str(a), "--no-cache", "--timbre"]
             rows = [
-                ("hybrid (as shipped)", [str(HYBRID), "transfer", "--rhythm", str(a), "--timbre", str(b)]),
-                (
-                    "hybrid --no-library",
-                    [str(HYBRID), "transfer", "--rhythm", str(a), "--timbre", str(b), "--no-library"],
-                ),
+                ("hybrid (as shipped), fitting B", [*transfer, str(b)]),
+                ("hybrid (as shipped), B fitted before", [*transfer, str(fitted)]),
+                ("hybrid --no-library, fitting B", [*transfer, str(b), "--no-library"]),
                 ("basic-pitch -> nearest GM program", [str(PYTHON), "-c", PLAIN, str(a), str(b)]),
             ]
             for name, cmd in rows:
-                out = Path(d) / f"{name.split()[0]}{len(cmd)}_{seconds}.wav"
+                out = Path(d) / f"{len(cmd)}_{name.split()[-1]}_{seconds}.wav"
                 full = [*cmd, "-o", str(out), "--force"] if cmd[0] == str(HYBRID) else [*cmd, str(out)]
                 wall, peak, line = timed(full)
                 print(f"| {seconds} s | {name} | {wall:.1f} | {peak:.0f} | {line.split(': ', 1)[-1][:60]} |")
