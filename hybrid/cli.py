@@ -359,8 +359,9 @@ def timbre_fit(
     """Fit B once (note library, embedding, calibration); then --timbre B.timbre in transfer or render."""
     from hybrid.audio import check_output_path, load_audio
     from hybrid.calibration.timbre_file import SUFFIX, file_sha256, save_timbre
-    from hybrid.pipeline import load_model
+    from hybrid.pipeline import TransferOptions, load_model
 
+    TransferOptions(seed=seed)  # its checks
     out = check_output_path(output, [song], force)
     if out.suffix.lower() != SUFFIX:
         raise HybridError(f"{out}: a fitted timbre is written to a {SUFFIX} file")

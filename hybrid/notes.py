@@ -169,8 +169,10 @@ def read_note_list(path: str | os.PathLike[str], pitch_unit: str = "hz") -> Note
         parts = line.split()
         try:
             on, off, pitch = float(parts[0]), float(parts[1]), float(parts[2])
+            if not all(np.isfinite(v) for v in (on, off, pitch)):
+                raise ValueError
         except (IndexError, ValueError):
-            raise HybridError(f"{p}:{lineno}: expected 'onset offset pitch'") from None
+            raise HybridError(f"{p}:{lineno}: expected 'onset offset pitch' (finite numbers)") from None
         if pitch <= 0:
             raise HybridError(f"{p}:{lineno}: pitch must be positive, got {pitch}")
         if off <= on:

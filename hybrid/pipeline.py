@@ -30,6 +30,7 @@ from hybrid.notes import NoteSequence
 from hybrid.transcription import Transcriber
 
 PathLike = str | os.PathLike[str]
+MAX_TRANSPOSE = 127  # semitones: beyond it no MIDI note stays in range
 Progress = Callable[[str], None]
 
 
@@ -48,6 +49,19 @@ class TransferOptions:
     score: bool = True  # re-transcribe the output and score it against the rendered notes
 
     def __post_init__(self) -> None:
+        """Every option is checked when the options are made, before any slow work."""
+        from hybrid.transform import check_rate
+
+        if self.rate is not None:
+            check_rate(self.rate)
+        if self.bpm is not None and not (np.isfinite(self.bpm) and 1.0 <= self.bpm <= 1000.0):
+            raise HybridError(f"--bpm must be between 1 and 1000, got {self.bpm}")
+        if not -MAX_TRANSPOSE <= self.transpose <= MAX_TRANSPOSE:
+            raise HybridError(
+                f"--transpose must be between -{MAX_TRANSPOSE} and {MAX_TRANSPOSE}, got {self.transpose}"
+            )
+        if not 0 <= self.seed < 2**32:
+            raise HybridError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if not SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_OUTPUT_SAMPLE_RATE_HZ:
             raise HybridError(
                 f"--sample-rate must be {SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ} Hz, got {self.sample_rate_hz}"
@@ -320,7 +334,7 @@ def render_midi(
     seq = notes if isinstance(notes, NoteSequence) else read_midi(notes)
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
-    TransferOptions(sample_rate_hz=sample_rate_hz)  # its checks
+    TransferOptions(sample_rate_hz=sample_rate_hz, seed=seed)  # their checks, before any slow work
     from hybrid.calibration.timbre_file import SUFFIX, read_meta
 
     b_audio = None

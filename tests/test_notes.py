@@ -80,3 +80,11 @@ def test_corrupt_midi_is_a_clear_error(tmp_path):
     f.write_bytes(b"not midi at all")
     with pytest.raises(HybridError, match="not a readable MIDI file"):
         read_midi(f)
+
+
+@pytest.mark.parametrize("line", ["nan 1.0 440", "0.5 inf 440", "0.1 0.5 nan"])
+def test_non_finite_note_times_are_refused(tmp_path, line):
+    p = tmp_path / "n.txt"
+    p.write_text(f"0.0 0.4 440\n{line}\n")
+    with pytest.raises(HybridError, match=r"n.txt:2: expected 'onset offset pitch' \(finite numbers\)"):
+        read_note_list(p)

@@ -214,3 +214,15 @@ def test_training_state_killed_between_its_two_files_resumes_consistently(tmp_pa
     for k, v in fresh.state_dict().items():
         assert torch.equal(v, at_10[k])
     assert fresh_opt.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"] == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"steps": -5}, "steps must be a whole number of at least 1"),
+        ({"lr": float("nan")}, "lr must be a positive"),
+    ],
+)
+def test_absurd_training_settings_are_refused(change, message):
+    with pytest.raises(HybridError, match=message):
+        TrainConfig(**change)

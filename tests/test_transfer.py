@@ -202,12 +202,24 @@ def test_transfer_stretch_and_transpose(tmp_path):
         (["--rate", "0.8", "--bpm", "100"], "at most one of"),
         (["--transpose", "90"], "moves every note out of the MIDI range"),
         (["--checkpoint", str(EXAMPLES)], "not a hybrid checkpoint"),
+        (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
+        (["--seed", str(2**70)], "--seed must be between 0 and 2**32 - 1"),
+        (["--rate", "nan"], "stretch rate must be between"),
+        (["--bpm", "0"], "--bpm must be between 1 and 1000"),
+        (["--transpose", "200"], "--transpose must be between -127 and 127"),
+        (["--sample-rate", "8000"], "--sample-rate must be 16000-48000"),
     ],
 )
 def test_transfer_bad_options(tmp_path, args, message):
     r = trumpet_as_guitar(tmp_path / "o.wav", *args)
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_an_unwritable_output_format_is_refused_before_any_work(tmp_path):
+    r = trumpet_as_guitar(tmp_path / "o.aiff")
+    assert r.exit_code == 1 and "unsupported output format '.aiff'" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_transfer_silent_timbre(tmp_path):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hybrid.errors import HybridError
 
 
@@ -32,6 +34,22 @@ class TrainConfig:
     encoder_finetune_lr: float = 0.0  # > 0: the encoder trains with the decoder (reconstruction loss)
     eq_augment_db: float = 0.0  # > 0: random EQ of up to about this many dB on target and timbre clip
     online_embeddings: bool = False  # each item's embedding from a fresh clip (implied by the two above)
+
+    def __post_init__(self) -> None:
+        counts = {"steps": self.steps, "batch": self.batch, "encoder_batch": self.encoder_batch}
+        counts |= {"checkpoint_every": self.checkpoint_every, "validate_every": self.validate_every}
+        counts |= {"embeddings_per_instrument": self.embeddings_per_instrument}
+        for name, value in counts.items():
+            if not (isinstance(value, int) and value >= 1):
+                raise HybridError(
+                    f"training config: {name} must be a whole number of at least 1, got {value!r}"
+                )
+        if not (isinstance(self.encoder_steps, int) and self.encoder_steps >= 0):
+            raise HybridError(f"training config: encoder_steps must be 0 or more, got {self.encoder_steps!r}")
+        for name in ("lr", "encoder_lr", "crop_s", "encoder_crop_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise HybridError(f"training config: {name} must be a positive number, got {value!r}")
 
     @property
     def embeddings_online(self) -> bool:
