@@ -39,6 +39,7 @@ CUT_S = 0.02  # fade when a note's sound ends: cut by the next note of its voice
 ONSET_RAMP_S = 0.002  # fade-in of a note's partials
 KEEP_DB = 60.0  # partials more than this below a note's loudest are not synthesised
 SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partials)
+NOISE_BLOCK = 2000  # frames of noise shaped at once (10 s)
 
 
 @dataclass(frozen=True)
@@ -440,21 +441,34 @@ def _shaped_noise(
     analysis_rate_hz: int,
     seed: int,
 ) -> npt.NDArray[np.float64]:
-    """White noise shaped frame by frame to the per-band power (the variance of white noise of that density)."""
+    """White noise shaped frame by frame to the per-band power (the variance of white noise of that density),
+    in blocks of NOISE_BLOCK frames joined by equal-power crossfades, so memory does not grow with the song."""
+    out = np.zeros(n_out)
     if not power.any():
-        return np.zeros(n_out)
+        return out
     from scipy.signal import istft, stft
 
     n_fft = 4 * hop
     rng = np.random.default_rng(seed)
-    _, _, spec = stft(rng.standard_normal(n_out), fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
     bins_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
     band = np.clip(np.searchsorted(noise_band_edges_hz(analysis_rate_hz), bins_hz) - 1, 0, NOISE_BANDS - 1)
-    m = min(spec.shape[1], power.shape[0])
-    # scipy's stft scales by the window sum; a bin's magnitude of white noise of variance 1 is then about
-    # sqrt(sum(w^2)) / sum(w); the analysis measured |X| * 2 / sum(w). Match the two per bin.
-    spec[:, :m] *= np.sqrt(power[:m][:, band].T)  # unit white noise -> the analysed density, band by band
-    spec[:, m:] = 0.0
-    _, y = istft(spec, fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
-    y = np.asarray(y[:n_out])
-    return np.pad(y, (0, n_out - len(y)))
+    fade = 4 * hop
+    ramp = np.sin(0.5 * np.pi * np.arange(fade) / fade)  # sin^2 + cos^2 = 1: the noise's power stays level
+    for f0 in range(0, min(power.shape[0], n_out // hop + 1), NOISE_BLOCK):
+        a = f0 * hop
+        b = min(n_out, (f0 + NOISE_BLOCK) * hop + fade)
+        if a >= b:
+            break
+        _, _, spec = stft(rng.standard_normal(b - a), fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
+        block = power[f0 : f0 + spec.shape[1]]
+        m = block.shape[0]
+        spec[:, :m] *= np.sqrt(block[:, band].T)  # unit white noise -> the analysed density, band by band
+        spec[:, m:] = 0.0
+        _, y = istft(spec, fs=sample_rate_hz, nperseg=n_fft, noverlap=n_fft - hop)
+        y = np.asarray(y[: b - a])
+        y = np.pad(y, (0, b - a - len(y)))
+        if f0 > 0:
+            y[:fade] *= ramp[: len(y[:fade])]
+            out[a : a + fade] *= ramp[::-1][: len(out[a : a + fade])]
+        out[a:b] += y
+    return out
