@@ -183,3 +183,24 @@ def test_evaluate_with_baselines_and_a_failing_pair(tiny_checkpoint, tmp_path):
     assert "failed: " in (out / "hybrid.md").read_text()
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.isfinite(rows["hybrid"][0]["real_time_factor"])
+
+
+def test_evaluate_never_writes_over_its_own_inputs(tmp_path):
+    # A rhythm song lying where a result would be written (OUT/copy-a/pair00.wav) is refused, untouched.
+    import shutil
+
+    from hybrid.errors import HybridError
+    from hybrid.evaluate import evaluate
+
+    out = tmp_path / "res"
+    (out / "copy-a").mkdir(parents=True)
+    song = out / "copy-a" / "pair00.wav"
+    shutil.copy(EXAMPLES / "guitar.wav", song)
+    before = song.read_bytes()
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"rhythm,timbre\n{song},{EXAMPLES / 'trumpet.ogg'}\n")
+    with pytest.raises(HybridError, match="an input of the pairs lies where a result would be written"):
+        evaluate(csv, out, ["copy-a"])
+    assert song.read_bytes() == before
+    with pytest.raises(HybridError, match="is not a folder"):
+        evaluate(csv, csv, ["copy-a"])

@@ -226,3 +226,15 @@ def test_training_state_killed_between_its_two_files_resumes_consistently(tmp_pa
 def test_absurd_training_settings_are_refused(change, message):
     with pytest.raises(HybridError, match=message):
         TrainConfig(**change)
+
+
+def test_training_never_writes_over_the_shipped_model_or_a_checkpoint_without_force(tmp_path):
+    from hybrid.neural.checkpoint import default_checkpoint_dir
+    from hybrid.training.loops import check_output_dir
+
+    with pytest.raises(HybridError, match="is the shipped model"):
+        check_output_dir(default_checkpoint_dir(), resume=False, force=True)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(HybridError, match="holds a checkpoint already"):
+        check_output_dir(tmp_path, resume=False, force=False)
+    check_output_dir(tmp_path, resume=False, force=True)  # --force: allowed
