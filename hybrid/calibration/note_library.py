@@ -37,7 +37,7 @@ SEARCH_CENTS = 40.0  # each frame's f0 is searched within this of the note's (be
 MAX_NOTES = 64  # at most this many notes are kept, the longest first
 CUT_S = 0.02  # fade when a note's sound ends: cut by the next note of its voice, or at the end of its release
 ONSET_RAMP_S = 0.002  # fade-in of a note's partials
-KEEP_DB = 60.0  # partials more than this below a note's loudest are not synthesised
+KEEP_DB = 50.0  # partials more than this below a note's loudest are not synthesised
 SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partials)
 NOISE_BLOCK = 2000  # frames of noise shaped at once (10 s)
 
