@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from hybrid.cli import app
-from hybrid.evaluate import evaluate
+from hybrid.evaluate import evaluate, read_pairs
 
 from .conftest import EXAMPLES
 
@@ -106,11 +107,82 @@ def test_the_report_tells_the_rate_and_what_played(report):
     assert sf.info(report.parent / "out.wav").samplerate == 44100
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
+def test_report_in_headless_chromium_makes_no_request(report, tmp_path):
+    shot, page_urls, dom = open_in_chromium(report, tmp_path)
+    assert page_urls == []
+    assert (
+        dom.count("<audio") == 3 and dom.count('<img id="') == 5
+    )  # notes, timbre, spectrograms, spectrum, calibration
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[0] > 1000 and pixels[:, :, :3].std() > 0.05  # a page with content, not blank
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")
+def test_the_request_check_can_fail(tmp_path):
+    # Control: a page that loads an image from loopback must be caught by the same check.
+    page = tmp_path / "leaky.html"
+    page.write_text('<html><body><img src="http://127.0.0.1:9/x.png"><p>x</p></body></html>')
+    _, page_urls, _ = open_in_chromium(page, tmp_path)
+    assert page_urls == ["http://127.0.0.1:9/x.png"]
+
+
+def test_report_command_on_an_existing_output(report, tmp_path):
+    out = report.parent / "out.wav"
+    r = runner.invoke(
+        app,
+        [
+            "report",
+            "--rhythm",
+            str(EXAMPLES / "trumpet.ogg"),
+            "--timbre",
+            str(EXAMPLES / "guitar.wav"),
+            "--output",
+            str(out),
+            "--html",
+            str(tmp_path / "r.html"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.html").read_text().count("<audio") == 3
+
+
+def test_evaluate_with_baselines_and_a_failing_pair(tiny_checkpoint, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "rhythm,timbre,notes\n"
+        f"{EXAMPLES / 'guitar.wav'},{EXAMPLES / 'trumpet.ogg'},{EXAMPLES / 'guitar_notes.mid'}\n"
+        f"{EXAMPLES / 'trumpet.ogg'},{tmp_path / 'missing.wav'},\n"
+    )
+    assert len(read_pairs(pairs)) == 2
+    out = evaluate(pairs, tmp_path / "results", ["hybrid", "copy-a", "copy-b"], str(tiny_checkpoint))
+    rows = {s: json.loads((out / f"{s}.json").read_text())["rows"] for s in ("hybrid", "copy-a", "copy-b")}
+    for s, r in rows.items():
+        assert "missing.wav: file not found" in r[1]["error"], s  # a failure row, not a crash
+    # Copy A keeps A's notes: its F1 against the ground truth is A's own transcription F1 (the ceiling).
+    a = rows["copy-a"][0]
+    assert a["note_f1"] == pytest.approx(a["a_transcription_f1"], abs=0.11)
+    assert a["a_transcription_f1"] == pytest.approx(0.75, abs=0.01)  # as tests/test_transcription.py measures
+    # Copy B is B itself: its timbre sits at B (score near 1), Copy A's at A (score 0).
+    assert rows["copy-b"][0]["timbre_score"] > 0.8 and rows["copy-b"][0]["nearer_b"]
+    assert a["timbre_score"] == pytest.approx(0.0, abs=0.05)
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {s} |" in summary for s in ("hybrid", "copy-a", "copy-b"))
+    assert "failed: " in (out / "hybrid.md").read_text()
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.isfinite(rows["hybrid"][0]["real_time_factor"])
+
+
 def test_evaluate_never_writes_over_its_own_inputs(tmp_path):
     # A rhythm song lying where a result would be written (OUT/copy-a/pair00.wav) is refused, untouched.
     import shutil
 
     from hybrid.errors import HybridError
+    from hybrid.evaluate import evaluate
 
     out = tmp_path / "res"
     (out / "copy-a").mkdir(parents=True)
