@@ -179,6 +179,17 @@ def atomic_path(output: str | os.PathLike[str], replace: bool = True) -> Iterato
             tmp_path.unlink()
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks (what checkpoints and fitted timbres record)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def peak_normalize(y: FloatArray, peak_dbfs: float = -1.0) -> FloatArray:
     """Scale so that the peak sits at peak_dbfs (no clipping); silence is returned unchanged."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0

@@ -357,8 +357,8 @@ def timbre_fit(
     force: Force = False,
 ) -> None:
     """Fit B once (note library, embedding, calibration); then --timbre B.timbre in transfer or render."""
-    from hybrid.audio import check_output_path, load_audio
-    from hybrid.calibration.timbre_file import SUFFIX, file_sha256, save_timbre
+    from hybrid.audio import check_output_path, file_sha256, load_audio
+    from hybrid.calibration.timbre_file import SUFFIX, save_timbre
     from hybrid.pipeline import TransferOptions, load_model
 
     TransferOptions(seed=seed)  # its checks

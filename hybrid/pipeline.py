@@ -122,8 +122,8 @@ class Model:
         """The fitted timbre of a timbre song file (whose `audio` the caller may have loaded already), or of a
         `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and settings is
         read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False."""
-        from hybrid.audio import load_audio
-        from hybrid.calibration.timbre_file import SUFFIX, file_sha256, load_timbre, save_timbre
+        from hybrid.audio import file_sha256, load_audio
+        from hybrid.calibration.timbre_file import SUFFIX, load_timbre, save_timbre
 
         path = Path(song)
         weights = self.renderer.weights_sha256

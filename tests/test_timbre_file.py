@@ -86,7 +86,7 @@ def test_a_foreign_or_damaged_timbre_file_is_refused_in_one_line(tmp_path, tiny_
 def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
     from safetensors import safe_open
 
-    from hybrid.calibration.timbre_file import file_sha256
+    from hybrid.audio import file_sha256
     from hybrid.neural.checkpoint import default_checkpoint_dir
 
     fitted = tmp_path / "g.timbre"

@@ -8,7 +8,6 @@ file fitted with other weights (the embedding and the offset belong to one model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import fields
@@ -27,14 +26,6 @@ VERSION = 1
 SUFFIX = ".timbre"
 CORRECTIONS = ("correction", "half_correction", "no_offset_correction")
 NOTE_ARRAYS = ("harmonic_hz", "harmonic_db", "noise_db", "cents")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_timbre(

@@ -5,13 +5,13 @@ the format and its changes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybrid.audio import file_sha256
 from hybrid.errors import HybridError
 
 if TYPE_CHECKING:
@@ -73,14 +73,6 @@ def default_checkpoint_dir() -> Path:
     return package.parent / "checkpoints" / "default"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_checkpoint(
     directory: str | os.PathLike[str],
     encoder: TimbreEncoder,
@@ -107,7 +99,7 @@ def save_checkpoint(
         "encoder": {"architecture": type(encoder).__name__, **asdict(encoder.cfg)},
         "decoder": {"architecture": type(decoder).__name__, **asdict(decoder.cfg)},
         **formats(),
-        "weights_sha256": _sha256(weights),
+        "weights_sha256": file_sha256(weights),
         "provenance": provenance,
     }
     with atomic_path(config_path) as tmp:
@@ -138,7 +130,7 @@ def load_checkpoint(directory: str | os.PathLike[str] | None = None, device: str
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     if not w_path.exists() or not (cfg_path.exists() or cfg_path.with_name(CONFIG_NAME + PENDING).exists()):
         raise HybridError(f"{d}: not a hybrid checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    digest = _sha256(w_path)
+    digest = file_sha256(w_path)
     cfg = None
     if cfg_path.exists():
         try:
