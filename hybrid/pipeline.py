@@ -52,6 +52,8 @@ class TransferOptions:
         """Every option is checked when the options are made, before any slow work."""
         from hybrid.transform import check_rate
 
+        if sum(x is not None for x in (self.rate, self.bpm)) + self.bpm_from_timbre > 1:
+            raise HybridError("give at most one of --rate, --bpm and --bpm-from-timbre")
         if self.rate is not None:
             check_rate(self.rate)
         if self.bpm is not None and not (np.isfinite(self.bpm) and 1.0 <= self.bpm <= 1000.0):
@@ -105,8 +107,9 @@ class Model:
 
         y = np.asarray(audio, np.float32)
         b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
+        analysed = library and calibrate  # the note library is part of the calibration
         full = (
-            (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if library else None
+            (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if analysed else None
         )
         return fit_timbre(self.renderer, b, calibrate, self.transcriber, seed, full_band=full)
 
@@ -131,10 +134,10 @@ class Model:
             return load_timbre(path, weights)
         y, sr = audio or load_audio(path)
         settings = {"calibrate": calibrate, "seed": seed, "library": library}
-        song_sha = file_sha256(path)
         cached = None
         folder = timbre_cache_dir() if cache else None
         if folder is not None:
+            song_sha = file_sha256(path)
             key = hashlib.sha256(
                 json.dumps([song_sha, weights, settings], sort_keys=True).encode()
             ).hexdigest()
@@ -164,20 +167,29 @@ def timbre_cache_dir() -> Path | None:
     return Path(base) / "hybrid" / "timbres"
 
 
+def read_timbre_song(timbre: PathLike) -> tuple[npt.NDArray[np.float32], int] | None:
+    """The timbre song's audio and rate, read (and checked) before any slow work; None for a `.timbre` file,
+    whose header is checked instead."""
+    from hybrid.audio import load_audio
+    from hybrid.calibration.timbre_file import SUFFIX, read_meta
+
+    if Path(timbre).suffix.lower() == SUFFIX:
+        read_meta(timbre)
+        return None
+    return load_audio(timbre)
+
+
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
     """The checkpoint directory `checkpoint` (None: the shipped model) on `device`, with a transcriber."""
     return Model(Renderer.load(checkpoint, device), Transcriber())
 
 
 def choose_rate(source_bpm: float, options: TransferOptions) -> float:
-    """The stretch rate that --rate or --bpm asks for (1 when neither)."""
-    from hybrid.transform import check_rate, rate_for_bpm
+    """The stretch rate that --rate or --bpm asks for (1 when neither; the options checked them when made)."""
+    from hybrid.transform import rate_for_bpm
 
-    given = sum(x is not None for x in (options.rate, options.bpm)) + options.bpm_from_timbre
-    if given > 1:
-        raise HybridError("give at most one of --rate, --bpm and --bpm-from-timbre")
     if options.rate is not None:
-        return check_rate(options.rate)
+        return float(options.rate)
     if options.bpm is not None:
         return rate_for_bpm(source_bpm, options.bpm)
     return 1.0
@@ -269,21 +281,13 @@ def transfer(
         raise HybridError(f"{midi_path}: --midi-out is written to a .mid or .midi file")
     if midi_path is not None and midi_path.resolve() == out.resolve():
         raise HybridError(f"{out}: --midi-out and the output are the same file")
-    choose_rate(1.0, options)  # the options' own checks, before any slow work
-    from hybrid.calibration.timbre_file import SUFFIX
-
-    fitted_file = Path(timbre).suffix.lower() == SUFFIX
-    if fitted_file and options.bpm_from_timbre:
-        raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     laps = _Laps(progress)
     laps.start("loading")
     # both songs are read (and any problem with them reported) before the model is loaded
     a, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b_audio = None if fitted_file else load_audio(timbre)
-    if fitted_file:
-        from hybrid.calibration.timbre_file import read_meta
-
-        read_meta(timbre)
+    b_audio = read_timbre_song(timbre)
+    if b_audio is None and options.bpm_from_timbre:
+        raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     if b_audio is not None and options.bpm_from_timbre:
         from hybrid.audio import resample
 
@@ -335,15 +339,7 @@ def render_midi(
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
     TransferOptions(sample_rate_hz=sample_rate_hz, seed=seed)  # their checks, before any slow work
-    from hybrid.calibration.timbre_file import SUFFIX, read_meta
-
-    b_audio = None
-    if Path(timbre).suffix.lower() == SUFFIX:
-        read_meta(timbre)
-    else:
-        from hybrid.audio import load_audio
-
-        b_audio = load_audio(timbre)
+    b_audio = read_timbre_song(timbre)
     model = model or load_model(checkpoint, device)
     fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
