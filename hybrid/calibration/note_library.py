@@ -19,6 +19,7 @@ is shaped band by band. Full band: the analysis and the synthesis run at the out
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +59,11 @@ class RecordedNote:
     @property
     def frames(self) -> int:
         return int(self.harmonic_db.shape[0])
+
+    @cached_property
+    def level_db(self) -> npt.NDArray[np.float64]:
+        """(frames,) the power of all partials, in dB: computed once, read for every note played from this one."""
+        return 10.0 * np.log10(np.sum(10.0 ** (self.harmonic_db.astype(np.float64) / 10.0), axis=1) + 1e-20)
 
 
 def noise_band_edges_hz(sample_rate_hz: int) -> npt.NDArray[np.float64]:
@@ -413,15 +419,11 @@ def _frame_map(ref: RecordedNote, note: Note, tail_s: float) -> FramePlan:
     spectrum = np.concatenate([held, np.full(len(extra), steady), release])
     movement = np.concatenate([held, loop, release])
     # the extension starts from the steady frame's level: bring it to the last held frame's, then the trend
-    join = _frame_level_db(ref, ref.held - 1) - _frame_level_db(ref, steady)
+    join = float(ref.level_db[ref.held - 1] - ref.level_db[steady])
     level = np.concatenate(
         [np.zeros(ref.held), join + ext_level, np.full(len(release), join + ext_level[-1])]
     )
     return FramePlan(spectrum.astype(np.int64), movement.astype(np.int64), level)
-
-
-def _frame_level_db(ref: RecordedNote, t: int) -> float:
-    return float(10.0 * np.log10(np.sum(10.0 ** (ref.harmonic_db[t].astype(np.float64) / 10.0)) + 1e-20))
 
 
 def _level_slope_db(ref: RecordedNote, start: int) -> float:
@@ -429,8 +431,7 @@ def _level_slope_db(ref: RecordedNote, start: int) -> float:
     t = np.arange(start, ref.held)
     if len(t) < 3:
         return 0.0
-    level = [_frame_level_db(ref, int(i)) for i in t]
-    return float(min(0.0, np.polyfit(t, level, 1)[0]))
+    return float(min(0.0, np.polyfit(t, ref.level_db[start : ref.held], 1)[0]))
 
 
 def _shaped_noise(
