@@ -27,7 +27,7 @@ def transcribe_to_midi(
     force: bool = False,
 ) -> Transcription:
     """Transcribe `song` and write its notes to `midi_out` with the tempo estimated from the audio."""
-    from hybrid.audio import check_output_path
+    from hybrid.outputs import check_output_path
     from hybrid.transcription import transcribe
 
     out = check_output_path(midi_out, [song], force)
@@ -58,7 +58,8 @@ def stretch(
     Audio goes through Rubber Band; MIDI note times are scaled exactly and the MIDI tempo updated. With bpm,
     the source tempo is the MIDI file's tempo or, for audio, the tempo estimated from it.
     """
-    from hybrid.audio import check_output_path, load_audio, save_audio
+    from hybrid.audio import load_audio, save_audio
+    from hybrid.outputs import check_output_path
     from hybrid.transform import check_rate, rate_for_bpm, stretch_audio, stretch_notes
 
     if (rate is None) == (bpm is None):

@@ -7,20 +7,20 @@ half-written file, and an existing file is only replaced when the caller says so
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, native_stderr_captured
+from hybrid.outputs import atomic_path
 
 # Longest input accepted by default: a long concert recording, far beyond any song (override per call).
 MAX_DURATION_S = 30 * 60.0
+# Shortest input accepted: below this there is no note to hear (basic-pitch keeps notes of 128 ms or more).
+MIN_DURATION_S = 0.1
 # Peak amplitude below which a file counts as silent (-80 dBFS: below 16-bit dither).
 SILENCE_PEAK = 1e-4
 
@@ -43,7 +43,8 @@ def _read(path: Path, max_duration_s: float, mono: bool = False) -> tuple[FloatA
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        with native_stderr_captured():  # mpg123 prints notes about a file it cannot sync to
+            info = sf.info(str(path))
     except Exception:  # libsndfile cannot open it: try the ffmpeg-backed reader
         info = None
     if info is not None:
@@ -61,7 +62,8 @@ def _read(path: Path, max_duration_s: float, mono: bool = False) -> tuple[FloatA
                     for b in sf.blocks(str(path), blocksize=1 << 20, dtype="float32", always_2d=True)
                 ]
                 return np.concatenate(blocks)[:, None], int(info.samplerate)
-            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            with native_stderr_captured():
+                data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:
             raise HybridError(f"{path}: cannot decode audio ({exc})") from None
         return data, int(sr)
@@ -70,7 +72,7 @@ def _read(path: Path, max_duration_s: float, mono: bool = False) -> tuple[FloatA
 
         import librosa
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_stderr_captured():
             warnings.simplefilter("ignore")
             duration = librosa.get_duration(path=str(path))
             if duration > max_duration_s:
@@ -105,6 +107,10 @@ def load_audio(
     data, sr = _read(p, max_duration_s, mono)
     if data.shape[0] == 0:
         raise HybridError(f"{p}: contains no audio samples")
+    if data.shape[0] < MIN_DURATION_S * sr:
+        raise HybridError(
+            f"{p}: too short ({data.shape[0]} samples, {data.shape[0] / sr:.3f} s; at least {MIN_DURATION_S} s)"
+        )
     if not np.all(np.isfinite(data)):
         raise HybridError(f"{p}: contains NaN or infinite samples")
     if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
@@ -130,53 +136,6 @@ def resample(y: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
         pad = [(0, n_out - out.shape[0])] + [(0, 0)] * (out.ndim - 1)
         out = np.pad(out, pad)
     return np.ascontiguousarray(out[:n_out])
-
-
-def check_output_path(
-    output: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = (), force: bool = False
-) -> Path:
-    """Refuse to write over an input, or over an existing file without force; return the output path."""
-    out = Path(output)
-    for inp in inputs:
-        if Path(inp).exists() and out.exists() and os.path.samefile(out, inp):
-            raise HybridError(f"{out}: is an input file; refusing to overwrite it")
-        if Path(inp).resolve() == out.resolve():
-            raise HybridError(f"{out}: is an input file; refusing to overwrite it")
-    if out.is_dir():
-        raise HybridError(f"{out}: is a directory")
-    if out.exists() and not out.is_file():
-        raise HybridError(f"{out}: is not a regular file (a device or a pipe); refusing to replace it")
-    if out.exists() and not force:
-        raise HybridError(f"{out}: already exists (use --force to replace it)")
-    if not out.parent.exists():
-        raise HybridError(f"{out.parent}: output folder does not exist")
-    return out
-
-
-@contextlib.contextmanager
-def atomic_path(output: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside `output` (same extension); move it onto `output` on success only. With
-    `replace=False` the move fails, with a clear error, if `output` has appeared meanwhile (another run or
-    program wrote it): a hard link is made, which never replaces a file, and the temporary name removed."""
-    out = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=f".partial{out.suffix}")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        if replace:
-            os.replace(tmp_path, out)
-        else:
-            try:
-                os.link(tmp_path, out)
-            except FileExistsError:
-                raise HybridError(f"{out}: appeared while this run was writing it; not replaced") from None
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -30,6 +30,11 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that the temporary files are removed on the way out."""
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 def friendly_errors(func: F) -> F:
     """Turn any failure into one line on stderr and exit status 1 (HYBRID_DEBUG=1 shows the traceback)."""
@@ -43,9 +48,18 @@ def friendly_errors(func: F) -> F:
         except HybridError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except Terminated:
+            typer.echo("terminated", err=True)
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except OSError as exc:  # the system refused a read or write: name the file and the reason
+            if os.environ.get("HYBRID_DEBUG"):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from None
         except Exception as exc:  # an unexpected bug: still one line, unless debugging
             if os.environ.get("HYBRID_DEBUG"):
                 raise
@@ -57,9 +71,7 @@ def friendly_errors(func: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
 Force = Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")]
-
 
 @app.command()
 @friendly_errors
@@ -83,7 +95,6 @@ def transcribe(
         f"{output}: {len(result.notes)} notes, {result.duration_s:.1f} s, tempo {result.tempo_bpm:.1f} BPM"
     )
 
-
 @app.command()
 @friendly_errors
 def stretch(
@@ -102,7 +113,6 @@ def stretch(
     typer.echo(
         f"{r.output}: rate {r.rate:.4g}, tempo {r.source_tempo_bpm:.1f} -> {r.target_tempo_bpm:.1f} BPM"
     )
-
 
 @app.command()
 @friendly_errors
@@ -135,7 +145,6 @@ def score(
         f" ratio {fmt(report.tempo_ratio, '.3f')}",
     ]
     typer.echo("\n".join(lines))
-
 
 Device = Annotated[str, typer.Option(help="auto (GPU when present), cpu or cuda.")]
 Calibrate = Annotated[
@@ -172,7 +181,6 @@ CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
 ]
 
-
 @app.command()
 @friendly_errors
 def transfer(
@@ -207,7 +215,6 @@ def transfer(
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
     from rich.console import Console
 
-    from hybrid.audio import check_output_path
     from hybrid.pipeline import TransferOptions
     from hybrid.pipeline import transfer as do_transfer
 
@@ -221,13 +228,6 @@ def transfer(
         library=library,
         sample_rate_hz=sample_rate,
     )
-    if report is not None:
-        if timbre.suffix.lower() == ".timbre":
-            raise HybridError(f"{timbre}: --report needs the timbre song's audio, not a fitted timbre")
-        report_path = check_output_path(report, [rhythm, timbre], force)
-        others = [output] + ([midi_out] if midi_out else [])
-        if any(report_path.resolve() == Path(p).resolve() for p in others):
-            raise HybridError(f"{report}: --report would overwrite another output of this transfer")
     console = Console(stderr=True)
     with console.status("starting") as status:
         result = do_transfer(
@@ -241,19 +241,14 @@ def transfer(
             checkpoint=checkpoint,
             device=device,
             cache=cache,
+            report=report,
+            report_settings={"checkpoint": str(checkpoint or "default (shipped)"), "device": device},
         )
-        if report is not None:
-            from hybrid.pipeline import transfer_report
-
-            status.update("writing the report")
-            settings = {"checkpoint": str(checkpoint or "default (shipped)"), "device": device}
-            transfer_report(rhythm, timbre, result, report, opts, settings)
     f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
         f" note F1 vs A {f1}"
     )
-
 
 @app.command()
 @friendly_errors
@@ -288,7 +283,6 @@ def render(
     )
     typer.echo(f"{output}: {len(y) / sample_rate:.1f} s rendered at {sample_rate} Hz")
 
-
 @app.command("report")
 @friendly_errors
 def report_cmd(
@@ -301,14 +295,13 @@ def report_cmd(
     force: Force = False,
 ) -> None:
     """An HTML report of an existing transfer output: players, piano roll, spectrograms, metrics."""
-    from hybrid.audio import check_output_path
+    from hybrid.outputs import check_output_path
     from hybrid.report import analyse, write_report
 
     path = check_output_path(html_out or output.with_suffix(".html"), [rhythm, timbre, output], force)
     data = analyse(rhythm, timbre, output, settings={"output": str(output)})
-    write_report(data, path)
+    write_report(data, path, force)
     typer.echo(f"{path}: report written")
-
 
 @app.command()
 @friendly_errors
@@ -323,6 +316,7 @@ def evaluate(
     workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the renderer.")] = 0,
     checkpoint: CheckpointOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the results folder OUT if it exists.")] = False,
 ) -> None:
     """Score systems on many pairs: OUT/NAME.json and .md per system, OUT/summary.md side by side."""
     from hybrid.evaluate import evaluate as run_eval
@@ -336,13 +330,12 @@ def evaluate(
         seed,
         workers,
         progress=lambda s, i, n: typer.echo(f"{s}: pair {i}/{n}", err=True),
+        force=force,
     )
     typer.echo(f"{out}: results of {', '.join(names)}; summary in {out / 'summary.md'}")
 
-
 timbre_app = typer.Typer(help="Fit a timbre song once, for any number of transfers.", no_args_is_help=True)
 app.add_typer(timbre_app, name="timbre")
-
 
 @timbre_app.command("fit")
 @friendly_errors
@@ -357,8 +350,9 @@ def timbre_fit(
     force: Force = False,
 ) -> None:
     """Fit B once (note library, embedding, calibration); then --timbre B.timbre in transfer or render."""
-    from hybrid.audio import check_output_path, file_sha256, load_audio
+    from hybrid.audio import file_sha256, load_audio
     from hybrid.calibration.timbre_file import SUFFIX, save_timbre
+    from hybrid.outputs import check_output_path
     from hybrid.pipeline import TransferOptions, load_model
 
     TransferOptions(seed=seed)  # its checks
@@ -375,10 +369,8 @@ def timbre_fit(
         f"{out}: fitted on {fitted.calibration_notes} notes of {song.name}, {notes} in its note library"
     )
 
-
 dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
-
 
 @dataset_app.command("build")
 @friendly_errors
@@ -420,7 +412,6 @@ def dataset_build(
     notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
     typer.echo(f"{out}: notes {notes}; dropped {dropped}; reused {report.skipped_existing}")
 
-
 @dataset_app.command("info")
 @friendly_errors
 def dataset_info_cmd(
@@ -439,7 +430,6 @@ def dataset_info_cmd(
         typer.echo("  families: " + ", ".join(f"{k} {v}" for k, v in d["families"].items()))
         typer.echo("  sources:  " + ", ".join(f"{k} {v}" for k, v in d["sources"].items()))
     typer.echo(f"total: {info['notes']} notes, {info['hours']:.2f} h")
-
 
 @app.command()
 @friendly_errors
@@ -479,13 +469,15 @@ def train(
     )
     typer.echo(f"{result}: checkpoint written")
 
-
 def main() -> None:
+    import signal
     import warnings
 
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # resampy, via basic-pitch
+    # Libraries' warnings (a short input to librosa, deprecations) are not for users: one line is the promise.
+    if not os.environ.get("HYBRID_DEBUG"):
+        warnings.simplefilter("ignore")
+    signal.signal(signal.SIGTERM, _terminate)
     app()
-
 
 if __name__ == "__main__":
     main()

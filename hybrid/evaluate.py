@@ -45,19 +45,19 @@ def read_pairs(csv_path: str | os.PathLike[str]) -> list[Pair]:
         raise HybridError(f"{p}: file not found")
     base = p.parent
     pairs = []
-    with open(p, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"rhythm", "timbre"} <= set(reader.fieldnames):
-            raise HybridError(f"{p}: needs a header with the columns rhythm,timbre[,notes]")
-        for row in reader:
-            notes = (row.get("notes") or "").strip()
-            pairs.append(
-                Pair(
-                    base / row["rhythm"].strip(),
-                    base / row["timbre"].strip(),
-                    base / notes if notes else None,
-                )
-            )
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, strict=True)
+            if reader.fieldnames is None or not {"rhythm", "timbre"} <= set(reader.fieldnames):
+                raise HybridError(f"{p}: needs a header with the columns rhythm,timbre[,notes]")
+            for row in reader:
+                rhythm, timbre = (row.get("rhythm") or "").strip(), (row.get("timbre") or "").strip()
+                if not rhythm or not timbre:
+                    raise HybridError(f"{p}, line {reader.line_num}: a row needs a rhythm and a timbre file")
+                notes = (row.get("notes") or "").strip()
+                pairs.append(Pair(base / rhythm, base / timbre, base / notes if notes else None))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise HybridError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     if not pairs:
         raise HybridError(f"{p}: no pairs")
     return pairs
@@ -281,28 +281,41 @@ def evaluate(
     seed: int = 0,
     workers: int = 1,
     progress: Any = None,
+    force: bool = False,
 ) -> Path:
-    """Run each system on every pair; write OUT/NAME.json, OUT/NAME.md, OUT/summary.md and OUT/tradeoff.png."""
-    from hybrid.audio import atomic_path
+    """Run each system on every pair; write OUT/NAME.json, OUT/NAME.md, OUT/summary.md and OUT/tradeoff.png
+    (all of them or none; an existing OUT with anything in it is replaced only with force)."""
+    from hybrid.outputs import Outputs
 
     for s in systems:
         if s not in SYSTEMS:
             raise HybridError(f"unknown system {s!r} (use {', '.join(SYSTEMS)})")
     pairs = read_pairs(pairs_csv)
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise HybridError(f"{out_dir}: exists and is not a folder (--out names the folder results go to)")
-    inputs = {p.resolve() for pair in pairs for p in (pair.rhythm, pair.timbre, pair.notes) if p is not None}
-    planned = [out_dir / "summary.md", out_dir / "tradeoff.png"]
-    for s in systems:
-        planned += [out_dir / f"{s}.json", out_dir / f"{s}.md"]
-        planned += [out_dir / s / f"pair{i:02d}.wav" for i in range(len(pairs))]
-    clash = next((p for p in planned if p.resolve() in inputs), None)
-    if clash is not None:
-        raise HybridError(
-            f"{clash}: an input of the pairs lies where a result would be written; choose another --out"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = [p for pair in pairs for p in (pair.rhythm, pair.timbre, pair.notes) if p is not None]
+    outs = Outputs([pairs_csv, *inputs], force)
+    out_dir = outs.add(out, folder=True)
+    assert out_dir is not None
+    inside = next((p for p in [Path(pairs_csv), *inputs] if p.resolve().is_relative_to(out_dir.resolve())), None)
+    if inside is not None:
+        raise HybridError(f"{inside}: an input of the pairs lies in the results folder; choose another --out")
+    # the results are written into a temporary folder beside OUT, which becomes OUT when all are done
+    with outs.writing() as tmp:
+        _run_systems(pairs, pairs_csv, tmp(out_dir), systems, checkpoint, seed, workers, progress)
+    return out_dir
+
+
+def _run_systems(
+    pairs: list[Pair],
+    pairs_csv: str | os.PathLike[str],
+    out_dir: Path,
+    systems: list[str],
+    checkpoint: str | None,
+    seed: int,
+    workers: int,
+    progress: Any,
+) -> None:
+    from hybrid.outputs import atomic_path
+
     for system in systems:
         audio_dir = out_dir / system
         audio_dir.mkdir(exist_ok=True)
@@ -337,4 +350,3 @@ def evaluate(
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary(out_dir))
     tradeoff_plot(out_dir)
-    return out_dir

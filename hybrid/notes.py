@@ -109,7 +109,7 @@ def write_midi(
     seq: NoteSequence, path: str | os.PathLike[str], program: int = 0, replace: bool = True
 ) -> Path:
     """Write midi_file(seq) atomically (see hybrid.audio.atomic_path)."""
-    from hybrid.audio import atomic_path
+    from hybrid.outputs import atomic_path
 
     out = Path(path)
     if out.suffix.lower() not in (".mid", ".midi"):

@@ -10,7 +10,6 @@ they read the songs, fit the timbre song (`Model.fit_timbre`), call the array fu
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -264,23 +263,33 @@ def transfer(
     checkpoint: PathLike | None = None,
     device: str = "auto",
     cache: bool = True,
+    report: PathLike | None = None,
+    report_settings: dict[str, str] | None = None,
 ) -> TransferResult:
     """Play `rhythm`'s notes and rhythm with `timbre`'s timbre; write `output` (wav, flac, ogg or mp3) and,
-    with `midi_out`, the rendered notes at their real tempo. Loads the model (`checkpoint` on `device`) unless
-    one is given."""
+    with `midi_out`, the rendered notes at their real tempo, and with `report` the HTML report; all of them or
+    none. Loads the model (`checkpoint` on `device`) unless one is given."""
     from dataclasses import replace
 
-    from hybrid.audio import atomic_path, audio_format, check_output_path, load_audio, write_audio
+    from hybrid.audio import audio_format, load_audio, write_audio
     from hybrid.notes import midi_file
+    from hybrid.outputs import Outputs
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo
 
-    out = check_output_path(output, [rhythm, timbre], force)
+    # every output is checked against the inputs and each other before any work
+    outs = Outputs([rhythm, timbre], force)
+    out = outs.add(output)
+    assert out is not None
     audio_format(out)  # an unsupported extension is refused before any work
-    midi_path = check_output_path(midi_out, [rhythm, timbre], force) if midi_out else None
+    midi_path = outs.add(midi_out)
     if midi_path is not None and midi_path.suffix.lower() not in (".mid", ".midi"):
         raise HybridError(f"{midi_path}: --midi-out is written to a .mid or .midi file")
-    if midi_path is not None and midi_path.resolve() == out.resolve():
-        raise HybridError(f"{out}: --midi-out and the output are the same file")
+    report_path = outs.add(report)
+    if report_path is not None:
+        if Path(timbre).suffix.lower() == ".timbre":
+            raise HybridError(f"{timbre}: --report needs the timbre song's audio, not a fitted timbre")
+        if not options.score:
+            raise HybridError("a report needs the scored transfer (scoring was switched off)")
     laps = _Laps(progress)
     laps.start("loading")
     # both songs are read (and any problem with them reported) before the model is loaded
@@ -298,16 +307,21 @@ def transfer(
     fitted = model.timbre_of(timbre, options.calibrate, options.seed, options.library, cache, b_audio)
     laps.stop("fit")
     result = transfer_audio(a, BP_SAMPLE_RATE_HZ, fitted, model, options, progress)
+    result.output = out
+    page = None
+    if report_path is not None:
+        laps.start("writing the report")
+        page = transfer_report_html(rhythm, timbre, result, options, report_settings)
     laps.start("writing")
-    # all outputs or none: each is written beside its name, and all are moved into place only once every one
-    # is whole; without force, an output that appeared meanwhile is not replaced
-    with contextlib.ExitStack() as stack:
-        write_audio(stack.enter_context(atomic_path(out, force)), out, result.audio, result.sample_rate_hz)
+    # all outputs or none (see hybrid.outputs)
+    with outs.writing() as tmp:
+        write_audio(tmp(out), out, result.audio, result.sample_rate_hz)
         if midi_path is not None:
-            midi_file(result.notes).write(str(stack.enter_context(atomic_path(midi_path, force))))
+            midi_file(result.notes).write(str(tmp(midi_path)))
+        if report_path is not None and page is not None:
+            tmp(report_path).write_text(page)
     laps.stop("write")
     result.timings_s = {**laps.times, **result.timings_s}
-    result.output = out
     return result
 
 
@@ -328,11 +342,12 @@ def render_midi(
     """Render a MIDI file (or notes) with the timbre of an audio file (or a `.timbre` file); write `output` when
     given.
     Returns the mono audio at `sample_rate_hz`, loudness-normalised."""
-    from hybrid.audio import audio_format, check_output_path, save_audio
+    from hybrid.audio import audio_format, write_audio
     from hybrid.notes import read_midi
+    from hybrid.outputs import Outputs
 
-    inputs = [timbre] + ([notes] if not isinstance(notes, NoteSequence) else [])
-    out = check_output_path(output, inputs, force) if output is not None else None
+    outs = Outputs([timbre] + ([notes] if not isinstance(notes, NoteSequence) else []), force)
+    out = outs.add(output)
     if out is not None:
         audio_format(out)
     seq = notes if isinstance(notes, NoteSequence) else read_midi(notes)
@@ -344,7 +359,8 @@ def render_midi(
     fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
     if out is not None:
-        save_audio(out, y, sample_rate_hz, replace=force)
+        with outs.writing() as tmp:
+            write_audio(tmp(out), out, y, sample_rate_hz)
     return y
 
 
@@ -355,10 +371,30 @@ def transfer_report(
     path: PathLike,
     options: TransferOptions = TransferOptions(),
     settings: dict[str, str] | None = None,
+    force: bool = False,
 ) -> Path:
     """Write the HTML report of a finished, scored transfer (reuses its notes; loads A and B again)."""
+    from hybrid.outputs import Outputs
+
+    outs = Outputs([rhythm, timbre, result.output], force)
+    out = outs.add(path)
+    assert out is not None
+    page = transfer_report_html(rhythm, timbre, result, options, settings)
+    with outs.writing() as tmp:
+        tmp(out).write_text(page)
+    return out
+
+
+def transfer_report_html(
+    rhythm: PathLike,
+    timbre: PathLike,
+    result: TransferResult,
+    options: TransferOptions = TransferOptions(),
+    settings: dict[str, str] | None = None,
+) -> str:
+    """The HTML report of a finished, scored transfer (reuses its notes; loads A and B again)."""
     from hybrid.audio import load_audio
-    from hybrid.report import ReportData, write_report
+    from hybrid.report import ReportData, report_html
 
     if result.output_notes is None or result.output_tempo_bpm is None or result.output is None:
         raise HybridError("a report needs the scored transfer (scoring was switched off)")
@@ -383,7 +419,7 @@ def transfer_report(
         settings={**(settings or {}), **result_settings(result, options)},
         calibration=result.timbre.summary(result.notes),
     )
-    return write_report(data, path)
+    return report_html(data)
 
 
 def result_settings(result: TransferResult, options: TransferOptions) -> dict[str, str]:

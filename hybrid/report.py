@@ -315,11 +315,20 @@ def calibration_section(d: ReportData) -> str:
     )
 
 
-def write_report(d: ReportData, path: str | os.PathLike[str]) -> Path:
-    """Render the report to one HTML file (atomically)."""
-    from importlib.metadata import version
+def write_report(d: ReportData, path: str | os.PathLike[str], force: bool = True) -> Path:
+    """Render the report to one HTML file (atomically; without force, never over an existing file)."""
+    from hybrid.outputs import atomic_path
 
-    from hybrid.audio import atomic_path
+    page = report_html(d)
+    out = Path(path)
+    with atomic_path(out, force) as tmp:
+        tmp.write_text(page)
+    return out
+
+
+def report_html(d: ReportData) -> str:
+    """The report: one self-contained HTML page (players, plots and tables inline, no outside requests)."""
+    from importlib.metadata import version
 
     ns, ts, ratio = metrics_of(d)
     rows = [
@@ -368,7 +377,4 @@ figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></
 {calibration_section(d)}
 <h2>Settings</h2><table id="settings">{sets}</table>
 </body></html>"""
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        tmp.write_text(doc)
-    return out
+    return doc

@@ -64,17 +64,18 @@ class Killed(BaseException):
 
 
 def kill_at_rename(monkeypatch, name: str) -> None:
-    """Kill the process just before a file is renamed onto `name`."""
+    """Kill the process just before a file is moved (linked or renamed) onto `name`."""
     import os
 
-    real = os.replace
+    for fn in ("replace", "rename", "link"):
+        real = getattr(os, fn)
 
-    def replace(src, dst):
-        if os.path.basename(str(dst)) == name:
-            raise Killed
-        real(src, dst)
+        def move(src, dst, *args, _real=real, **kwargs):
+            if os.path.basename(str(dst)) == name:
+                raise Killed
+            return _real(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, fn, move)
 
 
 def read_madmom_notes(path: Path) -> NoteSequence:

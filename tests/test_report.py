@@ -191,8 +191,10 @@ def test_evaluate_never_writes_over_its_own_inputs(tmp_path):
     before = song.read_bytes()
     csv = tmp_path / "pairs.csv"
     csv.write_text(f"rhythm,timbre\n{song},{EXAMPLES / 'trumpet.ogg'}\n")
-    with pytest.raises(HybridError, match="an input of the pairs lies where a result would be written"):
+    with pytest.raises(HybridError, match="res: folder exists and is not empty"):
         evaluate(csv, out, ["copy-a"])
+    with pytest.raises(HybridError, match="pair00.wav: an input of the pairs lies in the results folder"):
+        evaluate(csv, out, ["copy-a"], force=True)  # replacing the folder would delete the input
     assert song.read_bytes() == before
-    with pytest.raises(HybridError, match="is not a folder"):
+    with pytest.raises(HybridError, match="pairs.csv: is an input file"):
         evaluate(csv, csv, ["copy-a"])

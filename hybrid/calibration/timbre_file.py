@@ -39,7 +39,7 @@ def save_timbre(
     """Write the fitted timbre atomically (see hybrid.audio.atomic_path)."""
     from safetensors.numpy import save_file
 
-    from hybrid.audio import atomic_path
+    from hybrid.outputs import atomic_path
 
     tensors: dict[str, np.ndarray] = {"embedding": np.asarray(timbre.embedding, np.float32)}
     if timbre.offset is not None:

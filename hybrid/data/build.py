@@ -170,8 +170,8 @@ def _render_instruments(
     Returns, per instrument, its records, drop counts and how many notes were already on disk."""
     import soundfile as sf
 
-    from hybrid.audio import atomic_path
     from hybrid.data.soundfont import SoundFontRenderer
+    from hybrid.outputs import atomic_path
 
     insts, config, splits, out_root = args
     renderer: SoundFontRenderer | None = None
@@ -232,6 +232,10 @@ def build_dataset(
     from hybrid.data.soundfont import SoundFontRenderer
 
     root = Path(out_root)
+    if root.exists() and not root.is_dir():
+        raise HybridError(f"{root}: exists and is not a folder (--out names the dataset's folder)")
+    if not root.parent.is_dir():
+        raise HybridError(f"{root.parent}: is not a folder, so {root.name} cannot be made in it")
     for sf_path in config.soundfonts:
         SoundFontRenderer(sf_path).close()  # a SoundFont FluidSynth cannot load fails here, before any work
     insts = instruments_of(config)
@@ -265,7 +269,7 @@ def build_dataset(
                 _collect(res, splits, by_split, report)
             if progress:
                 progress(done, len(insts))
-    from hybrid.audio import atomic_path
+    from hybrid.outputs import atomic_path
 
     note_id = 0
     for s in SPLITS:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid.constants import FLUIDR3_GM, NSYNTH_HOLD_S, NSYNTH_RELEASE_S, SAMPLE_RATE_HZ
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, native_stderr_captured
 from hybrid.notes import NoteSequence
 
 FULL_SCALE = 32768.0  # FluidSynth writes 16-bit samples
@@ -53,9 +53,12 @@ class SoundFontRenderer:
             samplerate=float(sample_rate_hz),
             **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512},
         )
-        self.sfid = self.synth.sfload(str(path))
+        with native_stderr_captured() as said:
+            self.sfid = self.synth.sfload(str(path))
         if self.sfid < 0:
-            raise HybridError(f"{path}: FluidSynth cannot load this SoundFont")
+            self.synth.delete()
+            why = next((line.split("error:", 1)[1].strip() for line in said if "error:" in line), "")
+            raise HybridError(f"{path}: FluidSynth cannot load this SoundFont" + (f" ({why})" if why else ""))
 
     def close(self) -> None:
         self.synth.delete()

@@ -85,7 +85,7 @@ def save_checkpoint(
     load_checkpoint reads that."""
     from safetensors.torch import save_file
 
-    from hybrid.audio import atomic_path
+    from hybrid.outputs import atomic_path
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

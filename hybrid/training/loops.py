@@ -140,12 +140,32 @@ def train(
     force: bool = False,
 ) -> Path:
     """Train encoder then decoder on an NSynth-format folder; write the checkpoint directory `out`."""
+
+
+    root, out_dir = Path(data_root), Path(out)
+    check_output_dir(out_dir, resume, force)
+    created = not out_dir.exists()
+    try:
+        return _train(root, out_dir, cfg, device, resume, log)
+    except BaseException:
+        # a run that fails before saving anything leaves no empty folder behind (a run that saved a state
+        # keeps it: --resume continues from there)
+        if created and out_dir.is_dir():
+            from hybrid.outputs import remove_stale_temps
+
+            remove_stale_temps(out_dir)
+            if not any(out_dir.iterdir()):
+                out_dir.rmdir()
+        raise
+
+
+def _train(
+    root: Path, out_dir: Path, cfg: TrainConfig, device: str, resume: bool, log: Callable[[str], None]
+) -> Path:
     import torch
 
     from hybrid.neural.models import DecoderConfig, EncoderConfig, TimbreEncoder, WaveNetDecoder
 
-    root, out_dir = Path(data_root), Path(out)
-    check_output_dir(out_dir, resume, force)
     dist = init_distributed(device)
     torch.manual_seed(cfg.seed + dist.rank)
     rng = np.random.default_rng(cfg.seed + 1000 * dist.rank)

@@ -18,7 +18,7 @@ def save_training_state(
     """Optimiser and progress beside the checkpoint, as safetensors + JSON (never pickles)."""
     from safetensors.torch import save_file
 
-    from hybrid.audio import atomic_path
+    from hybrid.outputs import atomic_path
 
     tensors: dict[str, Any] = {}
     scalars: dict[str, Any] = {}
@@ -55,14 +55,35 @@ def read_training_progress(out: Path) -> dict[str, Any]:
     path = out / STATE_TENSORS
     if not path.exists():
         raise HybridError(f"{out}: nothing to resume (no {STATE_TENSORS})")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    # A state saved before the progress moved into the state file has it in the JSON only.
-    text = meta["state"] if "state" in meta else (out / STATE_JSON).read_text()
-    return dict(json.loads(text))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        # A state saved before the progress moved into the state file has it in the JSON only.
+        text = meta["state"] if "state" in meta else (out / STATE_JSON).read_text()
+        doc = dict(json.loads(text))
+        int(doc["step"]), str(doc["stage"])
+    except Exception as exc:
+        raise HybridError(
+            f"{path}: cannot resume from this training state, it is damaged ({str(exc).splitlines()[0][:100]});"
+            " train afresh into another --out"
+        ) from None
+    return doc
 
 
 def load_training_state(out: Path, models: dict[str, Any], optim: Any | None) -> dict[str, Any]:
+    """Put the saved models' and optimiser's state back; a damaged or foreign state is refused in one line."""
+    try:
+        return _load_training_state(out, models, optim)
+    except HybridError:
+        raise
+    except Exception as exc:
+        raise HybridError(
+            f"{out / STATE_TENSORS}: cannot resume from this training state ({str(exc).splitlines()[0][:120]});"
+            " train afresh into another --out"
+        ) from None
+
+
+def _load_training_state(out: Path, models: dict[str, Any], optim: Any | None) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     doc = read_training_progress(out)
