@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,10 @@ def stretch(
 
     if (rate is None) == (bpm is None):
         raise HybridError("give exactly one of --rate or --bpm")
+    if rate is not None:
+        check_rate(float(rate))
+    if bpm is not None and not (math.isfinite(bpm) and 1 <= bpm <= 1000):
+        raise HybridError(f"--bpm must be between 1 and 1000, got {bpm}")
     out = check_output_path(output, [source], force)
     if is_midi(source) != is_midi(out):
         raise HybridError(
@@ -125,10 +130,18 @@ def notes_of(
 
 def score(reference: PathLike, estimate: PathLike, pitch_unit: str = "hz") -> ScoreReport:
     """Note scores of `estimate` against `reference` (audio, MIDI or a note list), and both tempos."""
-    needs_model = not all(
-        is_midi(p) or Path(p).suffix.lower() in NOTE_LIST_EXTENSIONS for p in (reference, estimate)
-    )
-    transcriber = Transcriber() if needs_model else None
+    from hybrid.audio import load_audio
+
+    if pitch_unit not in ("hz", "midi"):
+        raise HybridError(f"--pitch-unit must be hz or midi, got {pitch_unit!r}")
+    audio = [
+        p
+        for p in (reference, estimate)
+        if not is_midi(p) and Path(p).suffix.lower() not in NOTE_LIST_EXTENSIONS
+    ]
+    for p in audio:
+        load_audio(p)  # a bad file is refused before the transcriber loads
+    transcriber = Transcriber() if audio else None
     ref, ref_bpm = notes_of(reference, transcriber, pitch_unit)
     est, est_bpm = notes_of(estimate, transcriber, pitch_unit)
     return ScoreReport(note_scores(ref, est), ref_bpm, est_bpm)

@@ -30,19 +30,28 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so that the temporary files are removed on the way out."""
 
+
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
+
 
 def friendly_errors(func: F) -> F:
     """Turn any failure into one line on stderr and exit status 1 (HYBRID_DEBUG=1 shows the traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                # libraries' warnings (a short input to librosa, deprecations) are not for users
+                if not os.environ.get("HYBRID_DEBUG"):
+                    warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
         except typer.Exit:
             raise
         except HybridError as exc:
@@ -71,7 +80,14 @@ def friendly_errors(func: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
+
+def check_workers(workers: int) -> None:
+    if not 1 <= workers <= 256:
+        raise HybridError(f"--workers must be between 1 and 256, got {workers}")
+
+
 Force = Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")]
+
 
 @app.command()
 @friendly_errors
@@ -95,6 +111,7 @@ def transcribe(
         f"{output}: {len(result.notes)} notes, {result.duration_s:.1f} s, tempo {result.tempo_bpm:.1f} BPM"
     )
 
+
 @app.command()
 @friendly_errors
 def stretch(
@@ -113,6 +130,7 @@ def stretch(
     typer.echo(
         f"{r.output}: rate {r.rate:.4g}, tempo {r.source_tempo_bpm:.1f} -> {r.target_tempo_bpm:.1f} BPM"
     )
+
 
 @app.command()
 @friendly_errors
@@ -145,6 +163,7 @@ def score(
         f" ratio {fmt(report.tempo_ratio, '.3f')}",
     ]
     typer.echo("\n".join(lines))
+
 
 Device = Annotated[str, typer.Option(help="auto (GPU when present), cpu or cuda.")]
 Calibrate = Annotated[
@@ -180,6 +199,7 @@ Cache = Annotated[
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: the shipped model).")
 ]
+
 
 @app.command()
 @friendly_errors
@@ -250,6 +270,7 @@ def transfer(
         f" note F1 vs A {f1}"
     )
 
+
 @app.command()
 @friendly_errors
 def render(
@@ -283,6 +304,7 @@ def render(
     )
     typer.echo(f"{output}: {len(y) / sample_rate:.1f} s rendered at {sample_rate} Hz")
 
+
 @app.command("report")
 @friendly_errors
 def report_cmd(
@@ -303,6 +325,7 @@ def report_cmd(
     write_report(data, path, force)
     typer.echo(f"{path}: report written")
 
+
 @app.command()
 @friendly_errors
 def evaluate(
@@ -316,12 +339,15 @@ def evaluate(
     workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the renderer.")] = 0,
     checkpoint: CheckpointOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the results folder OUT if it exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the results folder OUT if it exists.")
+    ] = False,
 ) -> None:
     """Score systems on many pairs: OUT/NAME.json and .md per system, OUT/summary.md side by side."""
     from hybrid.evaluate import evaluate as run_eval
 
     names = [s.strip() for s in system.split(",") if s.strip()]
+    check_workers(workers)
     run_eval(
         pairs,
         out,
@@ -334,8 +360,10 @@ def evaluate(
     )
     typer.echo(f"{out}: results of {', '.join(names)}; summary in {out / 'summary.md'}")
 
+
 timbre_app = typer.Typer(help="Fit a timbre song once, for any number of transfers.", no_args_is_help=True)
 app.add_typer(timbre_app, name="timbre")
+
 
 @timbre_app.command("fit")
 @friendly_errors
@@ -369,8 +397,10 @@ def timbre_fit(
         f"{out}: fitted on {fitted.calibration_notes} notes of {song.name}, {notes} in its note library"
     )
 
+
 dataset_app = typer.Typer(help="Build and inspect NSynth-format note datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
+
 
 @dataset_app.command("build")
 @friendly_errors
@@ -394,6 +424,8 @@ def dataset_build(
 
     from hybrid.data.build import BuildConfig, build_dataset, parse_ranges
 
+    check_workers(workers)
+
     cfg = BuildConfig(
         soundfonts=tuple(str(p) for p in soundfont),
         programs=parse_ranges(programs),
@@ -411,6 +443,7 @@ def dataset_build(
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
     notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
     typer.echo(f"{out}: notes {notes}; dropped {dropped}; reused {report.skipped_existing}")
+
 
 @dataset_app.command("info")
 @friendly_errors
@@ -430,6 +463,7 @@ def dataset_info_cmd(
         typer.echo("  families: " + ", ".join(f"{k} {v}" for k, v in d["families"].items()))
         typer.echo("  sources:  " + ", ".join(f"{k} {v}" for k, v in d["sources"].items()))
     typer.echo(f"total: {info['notes']} notes, {info['hours']:.2f} h")
+
 
 @app.command()
 @friendly_errors
@@ -469,15 +503,13 @@ def train(
     )
     typer.echo(f"{result}: checkpoint written")
 
+
 def main() -> None:
     import signal
-    import warnings
 
-    # Libraries' warnings (a short input to librosa, deprecations) are not for users: one line is the promise.
-    if not os.environ.get("HYBRID_DEBUG"):
-        warnings.simplefilter("ignore")
     signal.signal(signal.SIGTERM, _terminate)
     app()
+
 
 if __name__ == "__main__":
     main()

@@ -56,8 +56,14 @@ def read_pairs(csv_path: str | os.PathLike[str]) -> list[Pair]:
                     raise HybridError(f"{p}, line {reader.line_num}: a row needs a rhythm and a timbre file")
                 notes = (row.get("notes") or "").strip()
                 pairs.append(Pair(base / rhythm, base / timbre, base / notes if notes else None))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise HybridError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    except csv.Error:
+        raise HybridError(f"{p}: not a readable CSV file (check the quotes and commas)") from None
+    except UnicodeDecodeError:
+        raise HybridError(f"{p}: not a readable CSV file (not UTF-8 text)") from None
+    for i, pair in enumerate(pairs, 2):
+        for path in (pair.rhythm, pair.timbre, pair.notes):
+            if path is not None and not path.is_file():
+                raise HybridError(f"{path}: file not found (named on line {i} of {p})")
     if not pairs:
         raise HybridError(f"{p}: no pairs")
     return pairs
@@ -295,7 +301,9 @@ def evaluate(
     outs = Outputs([pairs_csv, *inputs], force)
     out_dir = outs.add(out, folder=True)
     assert out_dir is not None
-    inside = next((p for p in [Path(pairs_csv), *inputs] if p.resolve().is_relative_to(out_dir.resolve())), None)
+    inside = next(
+        (p for p in [Path(pairs_csv), *inputs] if p.resolve().is_relative_to(out_dir.resolve())), None
+    )
     if inside is not None:
         raise HybridError(f"{inside}: an input of the pairs lies in the results folder; choose another --out")
     # the results are written into a temporary folder beside OUT, which becomes OUT when all are done

@@ -162,7 +162,11 @@ def read_note_list(path: str | os.PathLike[str], pitch_unit: str = "hz") -> Note
     if not p.exists():
         raise HybridError(f"{p}: file not found")
     notes: list[Note] = []
-    for lineno, line in enumerate(p.read_text().splitlines(), 1):
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError:
+        raise HybridError(f"{p}: not a text note list (and not a .mid file)") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].replace(",", " ").strip()
         if not line:
             continue
@@ -178,7 +182,11 @@ def read_note_list(path: str | os.PathLike[str], pitch_unit: str = "hz") -> Note
         if off <= on:
             raise HybridError(f"{p}:{lineno}: offset {off} is not after onset {on}")
         midi = pitch if pitch_unit == "midi" else float(hz_to_midi(pitch))
+        if not 0 <= midi <= 127:
+            raise HybridError(f"{p}:{lineno}: pitch {pitch:g} {pitch_unit} is outside the MIDI range")
         notes.append(Note(on, off, midi))
+    if not notes:
+        raise HybridError(f"{p}: holds no notes")
     return NoteSequence(notes).sorted()
 
 

@@ -211,7 +211,9 @@ class Outputs:
             for _, backup in placed:
                 if backup is not None and (backup.exists() or backup.is_symlink()):
                     with contextlib.suppress(OSError):
-                        shutil.rmtree(backup) if backup.is_dir() and not backup.is_symlink() else backup.unlink()
+                        shutil.rmtree(
+                            backup
+                        ) if backup.is_dir() and not backup.is_symlink() else backup.unlink()
 
     def _place(self, tmp: Path, out: Path) -> Path | None:
         """Move tmp to out; return a second name of what it replaced (None: nothing was there). Without force

@@ -55,7 +55,7 @@ class TransferOptions:
             raise HybridError("give at most one of --rate, --bpm and --bpm-from-timbre")
         if self.rate is not None:
             check_rate(self.rate)
-        if self.bpm is not None and not (np.isfinite(self.bpm) and 1.0 <= self.bpm <= 1000.0):
+        if self.bpm is not None and not 1.0 <= self.bpm <= 1000.0:  # NaN compares false
             raise HybridError(f"--bpm must be between 1 and 1000, got {self.bpm}")
         if not -MAX_TRANSPOSE <= self.transpose <= MAX_TRANSPOSE:
             raise HybridError(

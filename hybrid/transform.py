@@ -17,8 +17,8 @@ MIN_RATE, MAX_RATE = 0.1, 10.0
 
 
 def check_rate(rate: float) -> float:
-    if not np.isfinite(rate) or not (MIN_RATE <= rate <= MAX_RATE):
-        raise HybridError(f"stretch rate must be between {MIN_RATE} and {MAX_RATE}, got {rate}")
+    if not MIN_RATE <= rate <= MAX_RATE:  # NaN compares false; any int, however large, compares
+        raise HybridError(f"--rate (the stretch rate) must be between {MIN_RATE} and {MAX_RATE}, got {rate}")
     return float(rate)
 
 

@@ -54,7 +54,10 @@ def test_keeps_channels_when_asked(tmp_path):
         (lambda p: p.write_bytes(b"RIFF\x00\x00garbage" * 10), "not a readable audio file"),
         (lambda p: sf.write(p, np.zeros(8000, np.float32), 8000), "is silent"),
         (lambda p: sf.write(p, np.zeros((0,), np.float32), 8000), "no audio samples"),
-        (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 1000, np.float32), 8000, subtype="FLOAT"), "NaN"),
+        (
+            lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 1000, np.float32), 8000, subtype="FLOAT"),
+            "NaN",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, make, message):

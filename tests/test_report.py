@@ -152,17 +152,20 @@ def test_report_command_on_an_existing_output(report, tmp_path):
 
 
 def test_evaluate_with_baselines_and_a_failing_pair(tiny_checkpoint, tmp_path):
+    # A file that is missing is refused before any work (see test_bad_input.py); one that is there but cannot
+    # be decoded fails its own pair only.
     pairs = tmp_path / "pairs.csv"
+    (tmp_path / "broken.wav").write_bytes(b"RIFF broken" * 100)
     pairs.write_text(
         "rhythm,timbre,notes\n"
         f"{EXAMPLES / 'guitar.wav'},{EXAMPLES / 'trumpet.ogg'},{EXAMPLES / 'guitar_notes.mid'}\n"
-        f"{EXAMPLES / 'trumpet.ogg'},{tmp_path / 'missing.wav'},\n"
+        f"{EXAMPLES / 'trumpet.ogg'},{tmp_path / 'broken.wav'},\n"
     )
     assert len(read_pairs(pairs)) == 2
     out = evaluate(pairs, tmp_path / "results", ["hybrid", "copy-a", "copy-b"], str(tiny_checkpoint))
     rows = {s: json.loads((out / f"{s}.json").read_text())["rows"] for s in ("hybrid", "copy-a", "copy-b")}
     for s, r in rows.items():
-        assert "missing.wav: file not found" in r[1]["error"], s  # a failure row, not a crash
+        assert "broken.wav: not a readable audio file" in r[1]["error"], s  # a failure row, not a crash
     # Copy A keeps A's notes: its F1 against the ground truth is A's own transcription F1 (the ceiling).
     a = rows["copy-a"][0]
     assert a["note_f1"] == pytest.approx(a["a_transcription_f1"], abs=0.11)

@@ -204,7 +204,7 @@ def test_transfer_stretch_and_transpose(tmp_path):
         (["--checkpoint", str(EXAMPLES)], "not a hybrid checkpoint"),
         (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
         (["--seed", str(2**70)], "--seed must be between 0 and 2**32 - 1"),
-        (["--rate", "nan"], "stretch rate must be between"),
+        (["--rate", "nan"], "--rate (the stretch rate) must be between"),
         (["--bpm", "0"], "--bpm must be between 1 and 1000"),
         (["--transpose", "200"], "--transpose must be between -127 and 127"),
         (["--sample-rate", "8000"], "--sample-rate must be 16000-48000"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,16 @@ def load_train_config(path: str | os.PathLike[str] | None, overrides: dict[str, 
         except (OSError, json.JSONDecodeError) as exc:
             raise HybridError(f"{p}: cannot read training config ({exc})") from None
     d.update({k: v for k, v in overrides.items() if v is not None})
+    if not isinstance(d, dict):
+        raise HybridError(f"{path}: a training config is a JSON object of TrainConfig fields")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        where = f"{path}: " if path else ""
+        raise HybridError(
+            f"{where}unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
     try:
         return TrainConfig(**d)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise HybridError(f"training config: {exc}") from None

@@ -121,6 +121,8 @@ def check_output_dir(out: Path, resume: bool, force: bool) -> None:
     if out.resolve() == default_checkpoint_dir().resolve():
         raise HybridError(f"{out}: is the shipped model; train into another folder")
     if resume:
+        if not (out / STATE_TENSORS).exists():
+            raise HybridError(f"{out}: nothing to resume (no {STATE_TENSORS}; train without --resume)")
         return
     if any((out / n).exists() for n in (STATE_JSON, STATE_TENSORS)):
         raise HybridError(
@@ -140,7 +142,6 @@ def train(
     force: bool = False,
 ) -> Path:
     """Train encoder then decoder on an NSynth-format folder; write the checkpoint directory `out`."""
-
 
     root, out_dir = Path(data_root), Path(out)
     check_output_dir(out_dir, resume, force)
