@@ -19,6 +19,8 @@ import errno
 import os
 import secrets
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from hybrid.errors import HybridError
 
 PathLike = str | os.PathLike[str]
 TEMP_PREFIX = ".hybrid-partial-"
+DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -175,18 +178,34 @@ class Outputs:
         try:
             try:
                 yield tmp
-            except OSError as exc:
-                by_temp = {str(t): out for out, t in temps.items()}
-                named = by_temp.get(str(exc.filename), exc.filename) or ", ".join(map(str, self.paths))
-                raise HybridError(_describe(exc, Path(named))) from None
+            except (HybridError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a write failed: name the output, not the temporary file
+                raise HybridError(self._write_error(exc, temps)) from None
             missing = [p for p in self.paths if p not in temps]
             if missing:
                 raise ValueError(f"no content was written for {missing[0]}")
-            self._commit(temps)
+            with _signals_deferred():
+                self._commit(temps)
         finally:
-            for t in temps.values():
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(t) if t.is_dir() and not t.is_symlink() else t.unlink()
+            with _signals_deferred():  # Ctrl-C while cleaning up would leave temporary files
+                for t in temps.values():
+                    with contextlib.suppress(OSError):
+                        shutil.rmtree(t) if t.is_dir() and not t.is_symlink() else t.unlink()
+
+    def _write_error(self, exc: Exception, temps: dict[Path, Path]) -> str:
+        by_temp = {str(t): out for out, t in temps.items()}
+        filename = getattr(exc, "filename", None)
+        named = Path(by_temp.get(str(filename), filename) or ", ".join(map(str, self.paths)))
+        if isinstance(exc, OSError):
+            return _describe(exc, named)
+        full = []
+        with contextlib.suppress(OSError):  # libsndfile says only "System error": look at the disks
+            full = [p for p in self.paths if os.statvfs(p.parent).f_bavail == 0]
+        if full:
+            on_full = Path(", ".join(map(str, full)))
+            return _describe(OSError(errno.ENOSPC, "No space left on device"), on_full)
+        return f"{named}: cannot write ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
 
     def _commit(self, temps: dict[Path, Path]) -> None:
         umask = os.umask(0)
@@ -254,6 +273,23 @@ class Outputs:
                 raise appeared from None
             os.rename(tmp, out)
         return None
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while outputs are moved into place or cleaned up; deliver them afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in DEFERRED}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 @contextlib.contextmanager

@@ -636,3 +636,24 @@ def test_c_libraries_add_no_lines(tmp_path, case, names):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
     assert names in r.stderr and "unexpected" not in r.stderr
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign-json"])
+def test_a_damaged_training_state_is_refused_on_resume(tmp_path, tiny_dataset, damage):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    state = ck / "training_state.safetensors"
+    if damage == "garbage":
+        state.write_bytes(os.urandom(500))
+    elif damage == "truncated":
+        from safetensors.numpy import save_file
+
+        save_file({"x": np.zeros(1000, np.float32)}, str(state), metadata={"state": json.dumps({"step": 3})})
+        state.write_bytes(state.read_bytes()[:200])
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({"x": np.zeros(3, np.float32)}, str(state), metadata={"state": json.dumps({"hello": 1})})
+    refused(
+        tmp_path, ["train", "--data", tiny_dataset, "--out", ck, "--resume"], "training_state.safetensors"
+    )
