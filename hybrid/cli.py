@@ -361,6 +361,38 @@ def evaluate(
     typer.echo(f"{out}: results of {', '.join(names)}; summary in {out / 'summary.md'}")
 
 
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (another than 127.0.0.1 opens it to others).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    checkpoint: CheckpointOpt = None,
+    device: Device = "auto",
+) -> None:
+    """A local web page: choose two songs, listen to the transfer, download it (Ctrl-C stops)."""
+    import socket
+
+    from hybrid.pipeline import load_model
+    from hybrid.serve import is_local
+    from hybrid.serve import serve as run_server
+
+    if not 1 <= port <= 65535:
+        raise HybridError(f"--port must be between 1 and 65535, got {port}")
+    try:  # a busy port is reported before the model loads
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise HybridError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
+    if not is_local(host):
+        typer.echo(
+            f"warning: listening on {host}: anyone who can reach this machine can use the page", err=True
+        )
+    model = load_model(checkpoint, device)
+    run_server(host, port, model, ready=lambda url: typer.echo(f"hybrid serve: open {url} (Ctrl-C stops)"))
+
+
 timbre_app = typer.Typer(help="Fit a timbre song once, for any number of transfers.", no_args_is_help=True)
 app.add_typer(timbre_app, name="timbre")
 

@@ -19,6 +19,7 @@ ldconfig -p 2>/dev/null | grep -q libfluidsynth || missing+=(libfluidsynth3)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the report test opens the page headless
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)  # the web page's browser tests (Selenium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"

@@ -23,7 +23,7 @@ LAYERS = [
     ["calibration", "baselines", "training"],
     ["report", "api"],
     ["pipeline"],
-    ["evaluate"],
+    ["evaluate", "serve"],
     ["cli"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
