@@ -161,15 +161,22 @@ def loudness_normalize(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs:
     """Bring the RMS to target_rms_dbfs, then lower the gain if needed so the peak stays under peak_dbfs."""
     if y.size == 0:
         return y
-    rms = math.sqrt(float(np.mean(np.square(y, dtype=np.float64))))
+    # in blocks: no float64 copy of a long song's samples (a 10-minute song at 44.1 kHz is 212 MB as float64)
+    block = 1 << 20
+    flat = y.reshape(-1)
+    energy = sum(
+        float(np.dot(b, b))
+        for b in (flat[i : i + block].astype(np.float64) for i in range(0, flat.size, block))
+    )
+    rms = math.sqrt(energy / flat.size)
     if rms < 1e-9:
         return y
     gain = 10 ** (target_rms_dbfs / 20) / rms
-    peak = float(np.max(np.abs(y))) * gain
+    peak = max(float(np.max(np.abs(flat[i : i + block]))) for i in range(0, flat.size, block)) * gain
     limit = 10 ** (peak_dbfs / 20)
     if peak > limit:
         gain *= limit / peak
-    return (y * gain).astype(np.float32)
+    return np.multiply(y, np.float32(gain), dtype=np.float32)
 
 
 AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,34 +113,35 @@ class Transcriber:
         overlap_len = BP_OVERLAP_FRAMES * BP_FFT_HOP
         hop = BP_WINDOW_SAMPLES - overlap_len
         n_orig = audio_22k.shape[0]
-        padded = np.concatenate([np.zeros(overlap_len // 2, dtype=np.float32), audio_22k.astype(np.float32)])
-        outs: dict[str, list[npt.NDArray[np.float32]]] = {"note": [], "onset": [], "contour": []}
-        n_olap = BP_OVERLAP_FRAMES // 2
-        for batch in _batches(_windows(padded, hop), WINDOWS_PER_BATCH):
-            note, onset, contour = self.session.run(self.output_names, {self.input_name: batch})
-            for key, val in (("note", note), ("onset", onset), ("contour", contour)):
-                outs[key].append(val[:, n_olap:-n_olap, :].reshape(-1, val.shape[2]))
         n_frames = int(np.floor(n_orig * (BP_FRAMES_PER_S / BP_SAMPLE_RATE_HZ)))
-        return {k: np.concatenate(v)[:n_frames] for k, v in outs.items()}
+        n_olap = BP_OVERLAP_FRAMES // 2
+        # windows are cut from the audio as if it began with overlap_len / 2 zeros, and each batch's frames are
+        # written straight into the output arrays: no padded copy of the song, no list of pieces to join
+        outs: dict[str, npt.NDArray[np.float32]] = {}
+        done = 0
+        starts = range(-(overlap_len // 2), n_orig, hop)
+        for b0 in range(0, len(starts), WINDOWS_PER_BATCH):
+            batch = np.stack([_window(audio_22k, s) for s in starts[b0 : b0 + WINDOWS_PER_BATCH]])[:, :, None]
+            results = self.session.run(self.output_names, {self.input_name: batch})
+            for key, val in zip(("note", "onset", "contour"), results, strict=True):
+                frames = val[:, n_olap:-n_olap, :].reshape(-1, val.shape[2])
+                if key not in outs:
+                    outs[key] = np.zeros((n_frames, val.shape[2]), np.float32)
+                take = min(len(frames), n_frames - done)
+                outs[key][done : done + take] = frames[:take]
+            done += len(frames)
+            if done >= n_frames:
+                break
+        return outs
 
 
-def _windows(padded: npt.NDArray[np.float32], hop: int) -> Iterator[npt.NDArray[np.float32]]:
-    for start in range(0, padded.shape[0], hop):
-        w = padded[start : start + BP_WINDOW_SAMPLES]
-        if w.shape[0] < BP_WINDOW_SAMPLES:
-            w = np.pad(w, (0, BP_WINDOW_SAMPLES - w.shape[0]))
-        yield w
-
-
-def _batches(windows: Iterator[npt.NDArray[np.float32]], size: int) -> Iterator[npt.NDArray[np.float32]]:
-    batch: list[npt.NDArray[np.float32]] = []
-    for w in windows:
-        batch.append(w)
-        if len(batch) == size:
-            yield np.stack(batch)[:, :, None]
-            batch = []
-    if batch:
-        yield np.stack(batch)[:, :, None]
+def _window(audio: npt.NDArray[np.float32], start: int) -> npt.NDArray[np.float32]:
+    """BP_WINDOW_SAMPLES of audio from `start` (may be negative), zeros outside it."""
+    w = np.zeros(BP_WINDOW_SAMPLES, np.float32)
+    a, b = max(start, 0), min(start + BP_WINDOW_SAMPLES, audio.shape[0])
+    if b > a:
+        w[a - start : b - start] = audio[a:b]
+    return w
 
 
 def estimate_tempo(

@@ -270,7 +270,7 @@ class NoteLibrary:
         n_out = int(np.ceil((notes.end_s + tail_s) * sample_rate_hz))
         hop = int(round(HOP_S * sample_rate_hz))
         n_frames = n_out // hop + 2
-        out = np.zeros(n_out, np.float64)
+        out = np.zeros(n_out, np.float32)  # float32: the output's size is what grows with the song
         noise_power = np.zeros((n_frames, NOISE_BANDS))
         from hybrid.neural.conditioning import allocate_voices
 
@@ -300,12 +300,12 @@ class NoteLibrary:
             if m > 0:
                 db = ref.noise_db[plan.spectrum[:m]] + (plan.level_db[:m] + gain_db + density_db)[:, None]
                 noise_power[i0 : i0 + m] += 10.0 ** (db / 10.0)
-        out += _shaped_noise(noise_power, hop, n_out, sample_rate_hz, self.sample_rate_hz, seed)
-        return out.astype(np.float32)
+        _add_shaped_noise(out, noise_power, hop, sample_rate_hz, self.sample_rate_hz, seed)
+        return out
 
     def _add_harmonics(
         self,
-        out: npt.NDArray[np.float64],
+        out: npt.NDArray[np.float32],
         start: int,
         hop: int,
         ref: RecordedNote,
@@ -330,7 +330,9 @@ class NoteLibrary:
         if not keep.any():
             return
         top = int(ks[keep].max())
-        amp = np.zeros((len(frames) + 1, top), np.float32)  # one more frame for the interpolation past the last
+        amp = np.zeros(
+            (len(frames) + 1, top), np.float32
+        )  # one more frame for the interpolation past the last
         amp[:-1] = np.where(keep[:top], 10.0 ** (levels[:, :top] / 20.0), 0.0)  # partials not kept: silent
         amp[-1] = amp[-2]
         n = min(len(frames) * hop, len(out) - start)
@@ -355,16 +357,18 @@ class NoteLibrary:
         with torch.inference_mode():
             for j0 in range(0, n_frames, per_block):
                 j1 = min(n_frames, j0 + per_block)
-                z = torch.polar(torch.ones((j1 - j0) * hop, dtype=torch.float64), phase_t[j0 * hop : j1 * hop])
+                z = torch.polar(
+                    torch.ones((j1 - j0) * hop, dtype=torch.float64), phase_t[j0 * hop : j1 * hop]
+                )
                 partials = torch.cumprod(z.to(torch.complex64)[:, None].expand(-1, top), dim=1).imag
                 partials = partials.reshape(j1 - j0, hop, top)
                 at_frame = torch.bmm(partials, amp_t[j0:j1, :, None])
                 change = torch.bmm(partials, (amp_t[j0 + 1 : j1 + 1] - amp_t[j0:j1])[:, :, None])
                 seg[j0 * hop : j1 * hop] = (at_frame + ramp_in_frame * change).reshape(-1)
         seg = seg[:n]
-        y = seg.numpy().astype(np.float64)
+        y = seg.numpy()
         ramp = min(n, int(ONSET_RAMP_S * sample_rate_hz))  # the first sample is not a step either
-        y[:ramp] *= np.linspace(0.0, 1.0, ramp, endpoint=False)
+        y[:ramp] *= np.linspace(0.0, 1.0, ramp, endpoint=False, dtype=np.float32)
         out[start : start + n] += y
 
 
@@ -449,19 +453,20 @@ def _level_slope_db(ref: RecordedNote, start: int) -> float:
     return float(min(0.0, np.polyfit(t, ref.level_db[start : ref.held], 1)[0]))
 
 
-def _shaped_noise(
+def _add_shaped_noise(
+    out: npt.NDArray[np.float32],
     power: npt.NDArray[np.float64],
     hop: int,
-    n_out: int,
     sample_rate_hz: int,
     analysis_rate_hz: int,
     seed: int,
-) -> npt.NDArray[np.float64]:
-    """White noise shaped frame by frame to the per-band power (the variance of white noise of that density),
-    in blocks of NOISE_BLOCK frames joined by equal-power crossfades, so memory does not grow with the song."""
-    out = np.zeros(n_out)
+) -> None:
+    """Add to `out` white noise shaped frame by frame to the per-band power (the variance of white noise of
+    that density), in blocks of NOISE_BLOCK frames joined by equal-power crossfades, so memory does not grow
+    with the song: each block is added once the next has faded in over its tail."""
+    n_out = len(out)
     if not power.any():
-        return out
+        return
     from scipy.signal import istft, stft
 
     n_fft = 4 * hop
@@ -470,7 +475,9 @@ def _shaped_noise(
     band = np.clip(np.searchsorted(noise_band_edges_hz(analysis_rate_hz), bins_hz) - 1, 0, NOISE_BANDS - 1)
     fade = 4 * hop
     ramp = np.sin(0.5 * np.pi * np.arange(fade) / fade)  # sin^2 + cos^2 = 1: the noise's power stays level
-    for f0 in range(0, min(power.shape[0], n_out // hop + 1), NOISE_BLOCK):
+    tail = np.zeros(0)  # the previous block's samples that the next fades in over, not added yet
+    last = min(power.shape[0], n_out // hop + 1)
+    for f0 in range(0, last, NOISE_BLOCK):
         a = f0 * hop
         b = min(n_out, (f0 + NOISE_BLOCK) * hop + fade)
         if a >= b:
@@ -484,7 +491,11 @@ def _shaped_noise(
         y = np.asarray(y[: b - a])
         y = np.pad(y, (0, b - a - len(y)))
         if f0 > 0:
-            y[:fade] *= ramp[: len(y[:fade])]
-            out[a : a + fade] *= ramp[::-1][: len(out[a : a + fade])]
-        out[a:b] += y
-    return out
+            k = min(len(y), len(tail))
+            y[:k] = y[:k] * ramp[:k] + tail[:k] * ramp[::-1][:k]
+        following = (f0 + NOISE_BLOCK) * hop
+        keep = b - following if f0 + NOISE_BLOCK < last and following < n_out else 0
+        out[a : b - keep] += y[: len(y) - keep]
+        tail = y[len(y) - keep :]
+    if len(tail):
+        out[n_out - len(tail) :] += tail
