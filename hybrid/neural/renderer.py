@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 EMBED_WINDOW_S = 20.0  # a long timbre song is embedded in 20 s windows, averaged by their energy
 MIN_EMBED_SAMPLES = 4096  # shorter audio is zero-padded to this before embedding
 VOICES_PER_BATCH = 8
+# Voices rendered at once are capped so that voices x frames stays within 8 voices of 60 s: a batch's memory
+# (the network's activations and the synth's per-sample arrays) no longer grows with the song times 8.
+BATCH_FRAMES = VOICES_PER_BATCH * 60 * SAMPLE_RATE_HZ // FRAME_HOP
 
 Offset = npt.NDArray[np.float32]  # (1 + n_harmonics + noise_bands,) added to the decoder's raw outputs
 
@@ -39,6 +42,11 @@ def pick_device(device: str) -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise HybridError(f"device must be auto, cpu or cuda, got {device!r}")
     return device
+
+
+def voices_per_batch(frames: int) -> int:
+    """How many voices the decoder renders at once for a piece of `frames` frames (fewer for long pieces)."""
+    return max(1, min(VOICES_PER_BATCH, BATCH_FRAMES // max(frames, 1)))
 
 
 @dataclass
@@ -100,8 +108,9 @@ class Renderer:
         emb = torch.tensor(embedding[None], device=self.device)
         offs = [None if o is None else torch.tensor(o, device=self.device) for o in offsets]
         with torch.no_grad():
-            for i in range(0, cond.shape[0], VOICES_PER_BATCH):
-                c = torch.tensor(cond[i : i + VOICES_PER_BATCH], device=self.device)
+            per_batch = voices_per_batch(cond.shape[-1])
+            for i in range(0, cond.shape[0], per_batch):
+                c = torch.tensor(cond[i : i + per_batch], device=self.device)
                 h = self.decoder.features(c, emb.expand(c.shape[0], -1))
                 for out, off, gen in zip(outs, offs, gens, strict=True):
                     ctl = self.decoder.controls_from_features(h, c, off)
