@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -35,8 +36,26 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so that the temporary files are removed on the way out."""
 
 
+_signalled: list[int] = []  # SIGINT or SIGTERM received: any failure after it is reported as the interruption
+
+
 def _terminate(signum: int, frame: object) -> None:
+    _signalled.append(signum)
     raise Terminated
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
+def _stopped_by_signal() -> None:
+    """After Ctrl-C or SIGTERM, a library may turn the KeyboardInterrupt into its own error (an import that
+    was under way fails with ImportError, a decoder's error is reported as a bad file): say what happened."""
+    if _signalled:
+        terminated = _signalled[0] == signal.SIGTERM
+        typer.echo("terminated" if terminated else "interrupted", err=True)
+        raise typer.Exit(143 if terminated else 130)
 
 
 def friendly_errors(func: F) -> F:
@@ -54,22 +73,25 @@ def friendly_errors(func: F) -> F:
                 return func(*args, **kwargs)
         except typer.Exit:
             raise
-        except HybridError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
         except Terminated:
             typer.echo("terminated", err=True)
             raise typer.Exit(143) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except HybridError as exc:
+            _stopped_by_signal()
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         except OSError as exc:  # the system refused a read or write: name the file and the reason
+            _stopped_by_signal()
             if os.environ.get("HYBRID_DEBUG"):
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
             typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
             raise typer.Exit(1) from None
         except Exception as exc:  # an unexpected bug: still one line, unless debugging
+            _stopped_by_signal()
             if os.environ.get("HYBRID_DEBUG"):
                 raise
             msg = str(exc).splitlines()[0] if str(exc) else ""
@@ -537,9 +559,8 @@ def train(
 
 
 def main() -> None:
-    import signal
-
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
     app()
 
 

@@ -313,6 +313,7 @@ def output_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     os.link(a_copy, tmp / "a-hard.wav")
     long = "x" * 300 + ".wav"
     tr = ["transfer", "--rhythm", a_copy, "--timbre", GOOD_B]
+    report = ["report", "--rhythm", a_copy, "--timbre", GOOD_B, "--output", a_copy, "--html"]
     return [
         ("transfer-unsupported-ext", [*tr, "-o", tmp / "o.xyz"], "o.xyz"),
         ("transfer-no-ext", [*tr, "-o", tmp / "o"], "unsupported output format"),
@@ -369,37 +370,8 @@ def output_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ),
         ("fit-ext", ["timbre", "fit", a_copy, "-o", tmp / "b.wav"], ".timbre"),
         ("fit-exists", ["timbre", "fit", a_copy, "-o", tmp / "exists.wav"], "already exists"),
-        (
-            "report-is-input",
-            [
-                "report",
-                "--rhythm",
-                a_copy,
-                "--timbre",
-                GOOD_B,
-                "--output",
-                a_copy,
-                "--html",
-                tmp / "a-link.wav",
-                "--force",
-            ],
-            "is an input",
-        ),
-        (
-            "report-exists",
-            [
-                "report",
-                "--rhythm",
-                a_copy,
-                "--timbre",
-                GOOD_B,
-                "--output",
-                a_copy,
-                "--html",
-                tmp / "exists.wav",
-            ],
-            "already exists",
-        ),
+        ("report-is-input", [*report, tmp / "a-link.wav", "--force"], "is an input"),
+        ("report-exists", [*report, tmp / "exists.wav"], "already exists"),
         ("evaluate-out-is-file", ["evaluate", tmp / "pairs.csv", "--out", tmp / "afile"], "afile"),
         (
             "ds-out-is-file",
