@@ -122,3 +122,85 @@ def _trim(local: npt.NDArray[np.float64], beats: npt.NDArray[np.bool_], trim: bo
         out[n] = False
         n -= 1
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tempo estimate's front end: ports to numpy of librosa.onset.onset_strength (mel spectral flux, median over
+# bands), librosa.feature.tempogram (windowed autocorrelation) and librosa.feature.tempo (a log-normal prior
+# around 120 BPM), librosa 0.11, with their defaults as hybrid calls them. Importing librosa.onset and
+# librosa.feature costs a process 1-1.5 s of numba kernels; these give the same values (tests/test_beats.py).
+
+ONSET_N_FFT = 2048
+ONSET_N_MELS = 128
+# librosa.feature.tempo's start_bpm, the centre of its prior: a fact apart from MIDI's default tempo
+PRIOR_BPM = 120
+MAX_BPM = 320  # librosa.feature.tempo's max_tempo
+
+
+def onset_strength(
+    y: npt.NDArray[np.floating], sample_rate_hz: int, hop: int, n_fft: int = ONSET_N_FFT
+) -> npt.NDArray[np.float32]:
+    """librosa.onset.onset_strength(y=y, sr=..., hop_length=hop, aggregate=np.median)."""
+    from scipy.signal import get_window
+
+    from hybrid.constants import mel_filters
+
+    y = np.asarray(y, dtype=np.float32)
+    padded = np.pad(y, n_fft // 2)  # centred frames, zeros beyond the ends (librosa's pad_mode="constant")
+    n_frames = 1 + (len(padded) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(n_fft, n_frames), strides=(padded.strides[0], padded.strides[0] * hop), writeable=False
+    )
+    window = get_window("hann", n_fft, fftbins=True)
+    spec = np.fft.rfft(window[:, None] * frames, axis=0).astype(np.complex64)
+    power = np.abs(spec) ** 2
+    mel = mel_filters(n_fft, ONSET_N_MELS, fmax=sample_rate_hz / 2.0, sample_rate_hz=sample_rate_hz)
+    db = 10.0 * np.log10(np.maximum(np.float32(1e-10), np.einsum("ft,mf->mt", power, mel, optimize=True)))
+    db = np.maximum(db, db.max() - 80.0)
+    flux = np.maximum(0.0, db[:, 1:] - db[:, :-1])
+    env = np.median(flux, axis=0)
+    env = np.pad(env, (1 + n_fft // (2 * hop), 0))  # lag 1, and the centring of the frames
+    return np.asarray(env[:n_frames], dtype=np.float32)
+
+
+def tempogram(onset_envelope: npt.NDArray[np.floating], win_length: int) -> npt.NDArray[np.float64]:
+    """librosa.feature.tempogram(onset_envelope=..., win_length=win_length): (win_length, frames), the
+    autocorrelation of each Hann-windowed stretch of the envelope, each column scaled to a maximum of 1."""
+    from scipy.fft import next_fast_len
+    from scipy.signal import get_window
+
+    env = np.asarray(onset_envelope)
+    n = env.shape[-1]
+    half = win_length // 2
+    padded = np.pad(env, (half, half), mode="linear_ramp", end_values=(0, 0))
+    count = len(padded) - win_length + 1
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(win_length, count), strides=(padded.strides[0], padded.strides[0]), writeable=False
+    )[:, :n]
+    x = frames * get_window("hann", win_length, fftbins=True)[:, None]
+    n_pad = next_fast_len(2 * win_length - 1, real=True)
+    spec = np.fft.rfft(x, n=n_pad, axis=0)
+    ac = np.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=0)[:win_length]
+    peak = np.max(np.abs(ac), axis=0, keepdims=True)
+    peak[peak < np.finfo(ac.dtype).tiny] = 1.0
+    return np.asarray(ac / peak)
+
+
+def tempo_from_tempogram(
+    tg: npt.NDArray[np.floating],
+    sample_rate_hz: int,
+    hop: int,
+    start_bpm: float = PRIOR_BPM,
+    max_bpm: float = MAX_BPM,
+) -> float:
+    """librosa.feature.tempo(tg=tg (win_length, 1), sr=..., hop_length=hop, aggregate=None): the lag of the
+    strongest autocorrelation, weighted by a log-normal prior around start_bpm (one octave's spread)."""
+    win_length = tg.shape[0]
+    bpms = np.zeros(win_length)
+    bpms[0] = np.inf
+    bpms[1:] = 60.0 * sample_rate_hz / (hop * np.arange(1.0, win_length))
+    with np.errstate(divide="ignore"):
+        logprior = -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / 1.0) ** 2
+    logprior[: int(np.argmax(bpms < max_bpm))] = -np.inf
+    best = int(np.argmax(np.log1p(1e6 * tg[:, 0]) + logprior))
+    return float(bpms[best])

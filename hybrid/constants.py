@@ -5,6 +5,7 @@ Audio rates: the decoder renders at NSynth's rate; basic-pitch reads its own rat
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,36 @@ def mel_filters(
     """(n_mels, n_fft // 2 + 1) librosa's mel filterbank (Slaney scale and area normalisation), the one that
     the encoder and the offset fit use. The correction's filterbank (hybrid.calibration.correction) is on the
     HTK scale with unit peaks on purpose: its bands are gains to be inverted, not energies to be compared."""
-    import librosa
+    # A port of librosa.filters.mel (librosa 0.11, htk=False, norm="slaney"): importing librosa.filters costs
+    # a process about a second of numba kernels. tests/test_beats.py compares the two.
+    fmax = sample_rate_hz / 2.0 if fmax is None else fmax
+    fft_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate_hz)
+    mel_hz = _slaney_mel_to_hz(np.linspace(_slaney_hz_to_mel(fmin), _slaney_hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_hz)
+    ramps = np.subtract.outer(mel_hz, fft_hz)
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2 : n_mels + 2] - mel_hz[:n_mels]))[:, np.newaxis]
+    return weights
 
-    return librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(
-        np.float32
-    )
+
+_MEL_F_SP = 200.0 / 3  # Slaney's mel scale: linear below 1 kHz (200/3 Hz a mel), logarithmic above
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOGSTEP = math.log(6.4) / 27.0
+
+
+def _slaney_hz_to_mel(hz: float) -> float:
+    if hz >= _MEL_MIN_LOG_HZ:
+        return _MEL_MIN_LOG_MEL + math.log(hz / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
+    return hz / _MEL_F_SP
+
+
+def _slaney_mel_to_hz(mels: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    hz = _MEL_F_SP * mels
+    log = mels >= _MEL_MIN_LOG_MEL
+    hz[log] = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (mels[log] - _MEL_MIN_LOG_MEL))
+    return hz

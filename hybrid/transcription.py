@@ -147,42 +147,30 @@ def _window(audio: npt.NDArray[np.float32], start: int) -> npt.NDArray[np.float3
 def estimate_tempo(
     audio: npt.NDArray[np.float32], sample_rate_hz: int
 ) -> tuple[float, npt.NDArray[np.float64]]:
-    """(tempo in BPM, beat times in seconds) from librosa's onset-strength tempo estimate and beat tracker."""
-    import librosa
-
-    from hybrid.beats import track_beats
+    """(tempo in BPM, beat times in seconds): librosa's onset-strength tempo estimate and beat tracker, as ported
+    to numpy in hybrid.beats (the same values, without librosa's numba kernels)."""
+    from hybrid.beats import onset_strength, tempo_from_tempogram, tempogram, track_beats
 
     chunk = TEMPO_CHUNK_FRAMES * TEMPO_HOP
     envs = []
     for start in range(0, len(audio), chunk):
-        env = librosa.onset.onset_strength(
-            y=audio[start : start + chunk], sr=sample_rate_hz, hop_length=TEMPO_HOP, aggregate=np.median
-        )
+        env = onset_strength(audio[start : start + chunk], sample_rate_hz, TEMPO_HOP)
         envs.append(env[:TEMPO_CHUNK_FRAMES] if start + chunk < len(audio) else env)
     onset_env = np.concatenate(envs)
     # librosa.feature.tempo on the whole envelope builds a (384 x frames) autocorrelation tempogram whose FFT
     # takes ~320 MB for 10 minutes; average the tempogram chunk by chunk instead (same estimator).
-    win = int(librosa.time_to_frames(8.0, sr=sample_rate_hz, hop_length=TEMPO_HOP))  # librosa's ac_size=8 s
+    win = int(8.0 * sample_rate_hz) // TEMPO_HOP  # librosa's ac_size=8 s, as its time_to_frames rounds it
     tg_sum = np.zeros((win, 1))
     n_frames = 0
     for start in range(0, len(onset_env), 4 * TEMPO_CHUNK_FRAMES):
-        tg = librosa.feature.tempogram(
-            onset_envelope=onset_env[start : start + 4 * TEMPO_CHUNK_FRAMES],
-            sr=sample_rate_hz,
-            hop_length=TEMPO_HOP,
-            win_length=win,
-        )
+        tg = tempogram(onset_env[start : start + 4 * TEMPO_CHUNK_FRAMES], win)
         tg_sum += tg.sum(axis=1, keepdims=True)
         n_frames += tg.shape[1]
-    tempo = librosa.feature.tempo(
-        tg=tg_sum / max(n_frames, 1), sr=sample_rate_hz, hop_length=TEMPO_HOP, aggregate=None
-    )
-    tempo_bpm = float(np.atleast_1d(tempo)[0])
+    tempo_bpm = tempo_from_tempogram(tg_sum / max(n_frames, 1), sample_rate_hz, TEMPO_HOP)
     if not np.isfinite(tempo_bpm) or tempo_bpm <= 0:
         tempo_bpm = DEFAULT_TEMPO_BPM
-    # librosa.beat.beat_track's beats, without importing librosa.beat (1.7 s of numba compilation per process)
     beats = track_beats(onset_env, sample_rate_hz / TEMPO_HOP, tempo_bpm)
-    beats_s = librosa.frames_to_time(beats, sr=sample_rate_hz, hop_length=TEMPO_HOP).astype(np.float64)
+    beats_s = (beats * TEMPO_HOP / sample_rate_hz).astype(np.float64)
     return tempo_bpm, beats_s
 
 

@@ -69,3 +69,60 @@ def test_beats_of_a_click_track_are_the_clicks():
     beats = track_beats(env, FRAME_RATE, 120.0)
     assert set(beats) <= set(clicks)
     assert len(beats) >= len(clicks) - 2
+
+
+def _test_signals():
+    """Real and synthetic: the guitar phrase, the trumpet phrase, a click track at 97 BPM with a chord."""
+    from hybrid.audio import load_audio
+
+    from .conftest import DATA, EXAMPLES
+
+    sr = 22050
+    t = np.arange(int(12 * sr)) / sr
+    clicks = np.zeros_like(t)
+    clicks[(np.arange(0, 12, 60 / 97) * sr).astype(int)] = 1.0
+    clicks = np.convolve(clicks, np.exp(-np.arange(400) / 60.0))[: len(t)]
+    chord = 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    return {
+        "guitar": load_audio(DATA / "egset12_guitar_01.wav", sample_rate_hz=sr)[0],
+        "trumpet": load_audio(EXAMPLES / "trumpet.ogg", sample_rate_hz=sr)[0],
+        "vibe-ace": load_audio(EXAMPLES / "vibe_ace.ogg", sample_rate_hz=sr)[0][: 40 * sr],
+        "clicks": (clicks + chord).astype(np.float32),
+    }
+
+
+def test_the_ported_tempo_front_end_gives_librosas_values():
+    # hybrid.beats' onset strength, tempogram and tempo against librosa 0.11's own functions, on real and
+    # synthetic audio: the envelopes agree to float32 rounding, the tempi exactly.
+    import librosa
+
+    from hybrid.beats import onset_strength, tempo_from_tempogram, tempogram
+
+    sr, hop = 22050, 512
+    win = int(librosa.time_to_frames(8.0, sr=sr, hop_length=hop))
+    for name, y in _test_signals().items():
+        ours = onset_strength(y, sr, hop)
+        theirs = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, aggregate=np.median)
+        assert ours.shape == theirs.shape, name
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * float(theirs.max()), err_msg=name)
+        tg_ours = tempogram(theirs, win)
+        tg_theirs = librosa.feature.tempogram(onset_envelope=theirs, sr=sr, hop_length=hop, win_length=win)
+        np.testing.assert_allclose(tg_ours, tg_theirs, rtol=1e-9, atol=1e-12, err_msg=name)
+        mean = tg_theirs.mean(axis=1, keepdims=True)
+        expected = float(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop, aggregate=None)[0])
+        assert tempo_from_tempogram(mean, sr, hop) == expected, name
+
+
+def test_mel_filters_are_librosas():
+    import librosa
+
+    from hybrid.constants import mel_filters
+
+    for n_fft, n_mels, fmin, fmax, sr in [
+        (1024, 80, 0.0, None, 16000),
+        (2048, 128, 0.0, 11025.0, 22050),
+        (512, 64, 30.0, 7600.0, 16000),
+    ]:
+        ours = mel_filters(n_fft, n_mels, fmin=fmin, fmax=fmax, sample_rate_hz=sr)
+        theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
