@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from hybrid.errors import HybridError
 from hybrid.metrics import NoteScores, note_scores, tempo_ratio
@@ -61,14 +63,14 @@ def stretch(
     """
     from hybrid.audio import load_audio, save_audio
     from hybrid.outputs import check_output_path
-    from hybrid.transform import check_rate, rate_for_bpm, stretch_audio, stretch_notes
+    from hybrid.transform import check_bpm, check_rate, rate_for_bpm, stretch_audio, stretch_notes
 
     if (rate is None) == (bpm is None):
         raise HybridError("give exactly one of --rate or --bpm")
     if rate is not None:
         check_rate(float(rate))
-    if bpm is not None and not (math.isfinite(bpm) and 1 <= bpm <= 1000):
-        raise HybridError(f"--bpm must be between 1 and 1000, got {bpm}")
+    if bpm is not None:
+        check_bpm(bpm)
     out = check_output_path(output, [source], force)
     if is_midi(source) != is_midi(out):
         raise HybridError(
@@ -113,9 +115,13 @@ class ScoreReport:
 
 
 def notes_of(
-    path: PathLike, transcriber: Transcriber | None = None, pitch_unit: str = "hz"
+    path: PathLike,
+    transcriber: Transcriber | None = None,
+    pitch_unit: str = "hz",
+    audio: tuple[npt.NDArray[np.float32], int] | None = None,
 ) -> tuple[NoteSequence, float | None]:
-    """Notes and tempo of an audio file (transcribed), a MIDI file, or a plain note list (no tempo)."""
+    """Notes and tempo of an audio file (transcribed; `audio`: its samples already read), a MIDI file, or a
+    plain note list (no tempo)."""
     from hybrid.transcription import transcribe
 
     p = Path(path)
@@ -124,24 +130,24 @@ def notes_of(
         return seq, seq.tempo_bpm
     if p.suffix.lower() in NOTE_LIST_EXTENSIONS:
         return load_notes(p, pitch_unit), None
-    t = transcribe(p, transcriber=transcriber)
+    t = transcribe(p, transcriber=transcriber, audio=audio)
     return t.notes, t.tempo_bpm
 
 
 def score(reference: PathLike, estimate: PathLike, pitch_unit: str = "hz") -> ScoreReport:
     """Note scores of `estimate` against `reference` (audio, MIDI or a note list), and both tempos."""
     from hybrid.audio import load_audio
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ
 
     if pitch_unit not in ("hz", "midi"):
         raise HybridError(f"--pitch-unit must be hz or midi, got {pitch_unit!r}")
-    audio = [
-        p
+    # audio is read (and a bad file refused) before the transcriber loads, and read once
+    decoded = {
+        p: load_audio(p, sample_rate_hz=BP_SAMPLE_RATE_HZ)
         for p in (reference, estimate)
         if not is_midi(p) and Path(p).suffix.lower() not in NOTE_LIST_EXTENSIONS
-    ]
-    for p in audio:
-        load_audio(p)  # a bad file is refused before the transcriber loads
-    transcriber = Transcriber() if audio else None
-    ref, ref_bpm = notes_of(reference, transcriber, pitch_unit)
-    est, est_bpm = notes_of(estimate, transcriber, pitch_unit)
+    }
+    transcriber = Transcriber() if decoded else None
+    ref, ref_bpm = notes_of(reference, transcriber, pitch_unit, decoded.get(reference))
+    est, est_bpm = notes_of(estimate, transcriber, pitch_unit, decoded.get(estimate))
     return ScoreReport(note_scores(ref, est), ref_bpm, est_bpm)

@@ -41,6 +41,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_swept: set[str] = set()  # folders this process has already cleared of killed runs' temporary files
+
+
+def sweep_once(folder: PathLike) -> None:
+    """remove_stale_temps, once per folder and process: a builder writing thousands of files into one folder
+    would otherwise list it again for every file."""
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temps(folder)
+
+
 def remove_stale_temps(folder: PathLike) -> int:
     """Remove the temporary files (and folders) that killed runs left in `folder`; returns how many."""
     removed = 0
@@ -162,7 +174,7 @@ class Outputs:
         """Yield tmp(path): where to write each output; on success all are moved into place, else none."""
         self.recheck()
         for folder in {p.parent for p in self.paths}:
-            remove_stale_temps(folder)
+            sweep_once(folder)
         temps: dict[Path, Path] = {}
 
         def tmp(path: PathLike) -> Path:

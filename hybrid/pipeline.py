@@ -49,14 +49,14 @@ class TransferOptions:
 
     def __post_init__(self) -> None:
         """Every option is checked when the options are made, before any slow work."""
-        from hybrid.transform import check_rate
+        from hybrid.transform import check_bpm, check_rate
 
         if sum(x is not None for x in (self.rate, self.bpm)) + self.bpm_from_timbre > 1:
             raise HybridError("give at most one of --rate, --bpm and --bpm-from-timbre")
         if self.rate is not None:
             check_rate(self.rate)
-        if self.bpm is not None and not 1.0 <= self.bpm <= 1000.0:  # NaN compares false
-            raise HybridError(f"--bpm must be between 1 and 1000, got {self.bpm}")
+        if self.bpm is not None:
+            check_bpm(self.bpm)
         if not -MAX_TRANSPOSE <= self.transpose <= MAX_TRANSPOSE:
             raise HybridError(
                 f"--transpose must be between -{MAX_TRANSPOSE} and {MAX_TRANSPOSE}, got {self.transpose}"

@@ -220,11 +220,13 @@ def transcribe(
     path: str | os.PathLike[str],
     options: TranscribeOptions = TranscribeOptions(),
     transcriber: Transcriber | None = None,
+    audio: tuple[npt.NDArray[np.float32], int] | None = None,
 ) -> Transcription:
-    """Transcribe an audio file (any common format, mono or stereo, any rate)."""
+    """Transcribe an audio file (any common format, mono or stereo, any rate); `audio`: its samples, when the
+    caller has read them already."""
     from hybrid.audio import load_audio
 
-    y, sr = load_audio(path, sample_rate_hz=BP_SAMPLE_RATE_HZ)
+    y, sr = audio if audio is not None else load_audio(path, sample_rate_hz=BP_SAMPLE_RATE_HZ)
     result = transcribe_audio(y, sr, options, transcriber)
     if not result.notes.notes:
         raise HybridError(f"{path}: no notes found (is it music with a pitch?)")

@@ -22,6 +22,13 @@ def check_rate(rate: float) -> float:
     return float(rate)
 
 
+def check_bpm(bpm: float) -> float:
+    """A target tempo as --bpm takes it: 1 to 1000 BPM (NaN, however large an int: refused)."""
+    if not 1.0 <= bpm <= 1000.0:
+        raise HybridError(f"--bpm must be between 1 and 1000, got {bpm}")
+    return float(bpm)
+
+
 def rate_for_bpm(source_bpm: float, target_bpm: float) -> float:
     """The rate that takes music at source_bpm to target_bpm."""
     if not (target_bpm > 0 and np.isfinite(target_bpm)):

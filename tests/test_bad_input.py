@@ -302,15 +302,20 @@ def test_a_damaged_training_config_is_refused(tmp_path):
 # Bad outputs: every output slot of every command
 
 
-def output_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
+def make_output_fixtures(tmp: Path) -> None:
+    """What the output cases point at: existing files, a folder, a copy of A and two links to it."""
     (tmp / "exists.wav").write_bytes(b"keep me")
     (tmp / "exists.mid").write_bytes(b"keep me too")
     (tmp / "afile").write_bytes(b"a file, not a folder")
     (tmp / "adir.wav").mkdir()
+    shutil.copy(GOOD_A, tmp / "a.wav")
+    (tmp / "a-link.wav").symlink_to(tmp / "a.wav")
+    os.link(tmp / "a.wav", tmp / "a-hard.wav")
+    (tmp / "pairs.csv").write_text(f"rhythm,timbre\n{GOOD_A},{GOOD_B}\n")
+
+
+def output_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     a_copy = tmp / "a.wav"
-    shutil.copy(GOOD_A, a_copy)
-    (tmp / "a-link.wav").symlink_to(a_copy)
-    os.link(a_copy, tmp / "a-hard.wav")
     long = "x" * 300 + ".wav"
     tr = ["transfer", "--rhythm", a_copy, "--timbre", GOOD_B]
     report = ["report", "--rhythm", a_copy, "--timbre", GOOD_B, "--output", a_copy, "--html"]
@@ -401,18 +406,10 @@ def output_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     ]
 
 
-def _output_ids() -> list[str]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        return [c[0] for c in output_cases(Path(d))]
-
-
-@pytest.mark.parametrize("case", _output_ids())
+@pytest.mark.parametrize("case", [c[0] for c in output_cases(Path("t"))])
 def test_bad_outputs_are_refused_and_nothing_is_replaced(tmp_path, case):
-    cases = output_cases(tmp_path)
-    (tmp_path / "pairs.csv").write_text(f"rhythm,timbre\n{GOOD_A},{GOOD_B}\n")
-    _, args, names = next(c for c in cases if c[0] == case)
+    make_output_fixtures(tmp_path)
+    _, args, names = next(c for c in output_cases(tmp_path) if c[0] == case)
     refused(tmp_path, args, names)
     assert (tmp_path / "exists.wav").read_bytes() == b"keep me"
 
