@@ -43,9 +43,11 @@ A_SONGS = [  # real phrases, each at most A_MAX_S long
     ROOT / "tests" / "data" / "stereo_sample.wav",
 ]
 A_MAX_S = 8.0
-# hybrid as shipped (the note library where B has clean notes, else the decoder); hybrid-decoder: the decoder
-# always (--no-library), as hybrid rendered before the note library
-ALL_SYSTEMS = ("hybrid", "hybrid-decoder", "nearest-gm", "b-sampler", "copy-a", "copy-b")
+# hybrid as shipped (the note library where B has clean notes, else the decoder; B's fitted room); hybrid-dry:
+# the same without B's acoustics (--dry); hybrid-decoder: the decoder always (--no-library), as hybrid
+# rendered before the note library, with B's room; hybrid-decoder-dry: that, dry
+HYBRIDS = ("hybrid", "hybrid-dry", "hybrid-decoder", "hybrid-decoder-dry")
+ALL_SYSTEMS = (*HYBRIDS, "nearest-gm", "b-sampler", "copy-a", "copy-b")
 
 
 def instruments(folder: Path, limit: int) -> list[tuple[str, Path, Path]]:
@@ -63,7 +65,7 @@ class Systems:
         self.names, self.tr = names, transcriber
         self.model = self.lookup = None
         self.played_from_library = 0
-        if "hybrid" in names or "hybrid-decoder" in names:
+        if any(n in HYBRIDS for n in names):
             from hybrid.neural.renderer import Renderer
             from hybrid.pipeline import Model
 
@@ -75,8 +77,8 @@ class Systems:
 
     def prepare(self, name: str, b: np.ndarray, b_native: tuple[np.ndarray, int]) -> object:
         """What a system keeps of B (fitted once per B)."""
-        if name in ("hybrid", "hybrid-decoder"):
-            return self.model.fit_timbre(*b_native, library=name == "hybrid")  # type: ignore[union-attr]
+        if name in HYBRIDS:
+            return self.model.fit_timbre(*b_native, library="decoder" not in name)  # type: ignore[union-attr]
         if name == "nearest-gm":
             return self.lookup.nearest(b)  # type: ignore[union-attr]
         if name == "b-sampler":
@@ -86,13 +88,19 @@ class Systems:
         return b
 
     def render(self, name: str, kept: object, a: np.ndarray, notes: object) -> np.ndarray:
-        if name in ("hybrid", "hybrid-decoder"):
-            from hybrid.audio import resample
+        if name in HYBRIDS:
+            from hybrid.audio import mono, resample
             from hybrid.pipeline import render_notes
 
-            y, rendered = render_notes(notes, kept, self.model, sample_rate_hz=OUTPUT_SAMPLE_RATE_HZ)  # type: ignore[arg-type]
-            self.played_from_library += rendered.library is not None and rendered.use_library
-            return resample(y, OUTPUT_SAMPLE_RATE_HZ, SR)  # scored at SR, as every system
+            y, rendered = render_notes(
+                notes,  # type: ignore[arg-type]
+                kept,  # type: ignore[arg-type]
+                self.model,  # type: ignore[arg-type]
+                sample_rate_hz=OUTPUT_SAMPLE_RATE_HZ,
+                acoustics=not name.endswith("-dry"),
+            )
+            self.played_from_library += rendered.plays_library
+            return resample(mono(y), OUTPUT_SAMPLE_RATE_HZ, SR)  # scored at SR, as every system
         if name == "nearest-gm":
             return loudness_normalize(self.lookup.render(notes, kept))  # type: ignore[union-attr, arg-type]
         if name == "b-sampler":

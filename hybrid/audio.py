@@ -122,6 +122,11 @@ def load_audio(
     return y, sr
 
 
+def mono(y: FloatArray) -> FloatArray:
+    """(n,) audio as it is; (n, channels) averaged to (n,)."""
+    return y if y.ndim == 1 else y.mean(axis=1).astype(np.float32)
+
+
 def resample(y: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
     """Band-limited resampling along the time axis with soxr's high-quality mode: what librosa.resample's
     default ("soxr_hq") computes, without importing librosa.core.audio (its numba kernels take ~4 s to

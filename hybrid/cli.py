@@ -210,6 +210,13 @@ SampleRate = Annotated[
         "--sample-rate", help=f"Output sample rate in Hz ({SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ})."
     ),
 ]
+Dry = Annotated[
+    bool,
+    typer.Option(
+        "--dry",
+        help="Leave out B's acoustics (the room and noise floor fitted on B; a stereo B's width): a dry rendering.",
+    ),
+]
 Cache = Annotated[
     bool,
     typer.Option(
@@ -246,6 +253,7 @@ def transfer(
     calibrate: Calibrate = True,
     library: Library = True,
     sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
+    dry: Dry = False,
     cache: Cache = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
@@ -269,6 +277,7 @@ def transfer(
         calibrate=calibrate,
         library=library,
         sample_rate_hz=sample_rate,
+        acoustics=not dry,
     )
     console = Console(stderr=True)
     with console.status("starting") as status:
@@ -303,6 +312,7 @@ def render(
     calibrate: Calibrate = True,
     library: Library = True,
     sample_rate: SampleRate = OUTPUT_SAMPLE_RATE_HZ,
+    dry: Dry = False,
     cache: Cache = True,
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
@@ -323,6 +333,7 @@ def render(
         library=library,
         sample_rate_hz=sample_rate,
         cache=cache,
+        acoustics=not dry,
     )
     typer.echo(f"{output}: {len(y) / sample_rate:.1f} s rendered at {sample_rate} Hz")
 
@@ -435,16 +446,16 @@ def timbre_fit(
     from hybrid.audio import file_sha256, load_audio
     from hybrid.calibration.timbre_file import SUFFIX, save_timbre
     from hybrid.outputs import check_output_path
-    from hybrid.pipeline import TransferOptions, load_model
+    from hybrid.pipeline import ACOUSTICS_FIT, TransferOptions, load_model
 
     TransferOptions(seed=seed)  # its checks
     out = check_output_path(output, [song], force)
     if out.suffix.lower() != SUFFIX:
         raise HybridError(f"{out}: a fitted timbre is written to a {SUFFIX} file")
-    y, sr = load_audio(song)
+    y, sr = load_audio(song, mono=False)
     model = load_model(checkpoint, device)
     fitted = model.fit_timbre(y, sr, calibrate, seed, library)
-    settings = {"calibrate": calibrate, "seed": seed, "library": library}
+    settings = {"calibrate": calibrate, "seed": seed, "library": library, "acoustics": ACOUSTICS_FIT}
     save_timbre(fitted, out, model.renderer.weights_sha256, file_sha256(song), settings, replace=force)
     notes = 0 if fitted.library is None else len(fitted.library.notes)
     typer.echo(

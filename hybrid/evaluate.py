@@ -93,7 +93,7 @@ class Systems:
 
 
 def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: int) -> dict[str, Any]:
-    from hybrid.audio import load_audio, loudness_normalize, resample, save_audio
+    from hybrid.audio import load_audio, loudness_normalize, mono, resample, save_audio
     from hybrid.metrics import note_scores, tempo_ratio, timbre_scores
     from hybrid.notes import load_notes
     from hybrid.pipeline import render_notes
@@ -102,8 +102,8 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     row: dict[str, Any] = {"pair": index, "rhythm": pair.rhythm.name, "timbre": pair.timbre.name}
     t0 = time.perf_counter()
     a22, _ = load_audio(pair.rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
-    b_native, sr_b = load_audio(pair.timbre)
-    b = resample(b_native, sr_b, SR)
+    b_native, sr_b = load_audio(pair.timbre, mono=False)  # a stereo B gives a stereo output, as in transfer
+    b = resample(mono(b_native), sr_b, SR)
     a = resample(a22, BP_SAMPLE_RATE_HZ, SR)
     out_sr = SR
     ta = transcribe_audio(a22, BP_SAMPLE_RATE_HZ, transcriber=systems.transcriber)
@@ -132,7 +132,7 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
         raise HybridError(f"unknown system {system!r} (use {', '.join(SYSTEMS)})")
     wall = time.perf_counter() - t0
     save_audio(out_dir / f"pair{index:02d}.wav", out, out_sr)
-    out = resample(out, out_sr, SR)  # scored as every system is, at SR
+    out = resample(mono(out), out_sr, SR)  # scored as every system is, at SR
     to = transcribe_audio(out, SR, transcriber=systems.transcriber)
     reference = truth if truth is not None else ta.notes
     row["reference"] = "ground truth" if truth is not None else "A's transcription"

@@ -29,6 +29,7 @@ from hybrid.notes import NoteSequence
 from hybrid.transcription import Transcriber
 
 PathLike = str | os.PathLike[str]
+ACOUSTICS_FIT = 1  # bumped when the room's fit changes, so cached fitted timbres are fitted again
 MAX_TRANSPOSE = 127  # semitones: beyond it no MIDI note stays in range
 Progress = Callable[[str], None]
 
@@ -46,6 +47,7 @@ class TransferOptions:
     library: bool = True  # play from the timbre song's own clean notes where it has them (needs calibrate)
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ  # of the output
     score: bool = True  # re-transcribe the output and score it against the rendered notes
+    acoustics: bool = True  # put the rendering in the timbre song's fitted room (False: --dry)
 
     def __post_init__(self) -> None:
         """Every option is checked when the options are made, before any slow work."""
@@ -71,7 +73,7 @@ class TransferOptions:
 
 @dataclass
 class TransferResult:
-    audio: npt.NDArray[np.float32]  # mono at sample_rate_hz, loudness-normalised
+    audio: npt.NDArray[np.float32]  # (n,) at sample_rate_hz, or (n, 2) for a stereo timbre song; normalised
     notes: NoteSequence  # the notes that were rendered (after stretch and transpose), tempo included
     source_tempo_bpm: float  # A's tempo estimated from its audio
     rate: float
@@ -99,18 +101,24 @@ class Model:
         seed: int = 0,
         library: bool = True,
     ) -> FittedTimbre:
-        """The fitted timbre of a timbre song (mono audio at any rate); with `library`, its clean notes are
-        analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too."""
+        """The fitted timbre of a timbre song ((n,) or (n, channels) audio at any rate); with `library`, its
+        clean notes are analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too; calibrated, its acoustics are
+        estimated and the room fitted (hybrid.calibration.acoustics)."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
+        from hybrid.calibration.acoustics import estimate_acoustics
 
-        y = np.asarray(audio, np.float32)
+        channels = np.asarray(audio, np.float32)
+        y = channels.mean(axis=1) if channels.ndim == 2 else channels
         b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
         analysed = library and calibrate  # the note library is part of the calibration
         full = (
             (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if analysed else None
         )
-        return fit_timbre(self.renderer, b, calibrate, self.transcriber, seed, full_band=full)
+        acoustics = estimate_acoustics(channels, sample_rate_hz) if calibrate else None
+        return fit_timbre(
+            self.renderer, b, calibrate, self.transcriber, seed, full_band=full, acoustics=acoustics
+        )
 
     def timbre_of(
         self,
@@ -132,7 +140,8 @@ class Model:
         if path.suffix.lower() == SUFFIX:
             return load_timbre(path, weights)
         y, sr = audio or load_audio(path)
-        settings = {"calibrate": calibrate, "seed": seed, "library": library}
+        # "acoustics": the version of the room's fit, so timbres cached before it are fitted again
+        settings = {"calibrate": calibrate, "seed": seed, "library": library, "acoustics": ACOUSTICS_FIT}
         cached = None
         folder = timbre_cache_dir() if cache else None
         if folder is not None:
@@ -167,15 +176,16 @@ def timbre_cache_dir() -> Path | None:
 
 
 def read_timbre_song(timbre: PathLike) -> tuple[npt.NDArray[np.float32], int] | None:
-    """The timbre song's audio and rate, read (and checked) before any slow work; None for a `.timbre` file,
-    whose header is checked instead."""
+    """The timbre song's audio ((n,) mono or (n, channels)) and rate, read (and checked) before any slow work;
+    None for a `.timbre` file, whose header is checked instead."""
     from hybrid.audio import load_audio
     from hybrid.calibration.timbre_file import SUFFIX, read_meta
 
     if Path(timbre).suffix.lower() == SUFFIX:
         read_meta(timbre)
         return None
-    return load_audio(timbre)
+    y, sr = load_audio(timbre, mono=False)
+    return (y[:, 0] if y.shape[1] == 1 else y), sr
 
 
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
@@ -200,15 +210,19 @@ def render_notes(
     model: Model,
     seed: int = 0,
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
+    acoustics: bool = True,
 ) -> tuple[npt.NDArray[np.float32], FittedTimbre]:
-    """Notes -> mono audio at `sample_rate_hz` as hybrid writes it, and the timbre as rendered: the note check
-    keeps as much of the calibration's offset, and of the note library, as the notes allow; then the notes are
-    rendered and normalised."""
+    """Notes -> audio at `sample_rate_hz` as hybrid writes it ((n,), or (n, 2) for a stereo timbre song), and
+    the timbre as rendered: the note check keeps as much of the calibration's offset, and of the note library,
+    as the notes allow; then the notes are rendered, with `acoustics` put in the timbre song's fitted room, and
+    normalised."""
     from hybrid.audio import loudness_normalize
     from hybrid.calibration import note_check, render_timbre
 
     checked = note_check(model.renderer, notes, timbre, model.transcriber, seed)
-    return loudness_normalize(render_timbre(model.renderer, notes, checked, sample_rate_hz, seed)), checked
+    return loudness_normalize(
+        render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics)
+    ), checked
 
 
 def transfer_audio(
@@ -220,6 +234,7 @@ def transfer_audio(
     progress: Progress | None = None,
 ) -> TransferResult:
     """Play the notes and rhythm of song A (mono audio at any rate) with a fitted timbre."""
+    from hybrid.audio import mono
     from hybrid.metrics import note_scores
     from hybrid.transcription import transcribe_audio
     from hybrid.transform import stretch_notes, transpose_notes
@@ -236,11 +251,11 @@ def transfer_audio(
     if not notes.notes:
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
     laps.start("rendering", "transcribe")
-    y, rendered = render_notes(notes, timbre, model, options.seed, options.sample_rate_hz)
+    y, rendered = render_notes(notes, timbre, model, options.seed, options.sample_rate_hz, options.acoustics)
     result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, options.sample_rate_hz)
     if options.score:
         laps.start("scoring", "render")
-        again = transcribe_audio(y, options.sample_rate_hz, transcriber=model.transcriber)
+        again = transcribe_audio(mono(y), options.sample_rate_hz, transcriber=model.transcriber)
         result.onset_f1 = note_scores(notes, again.notes).onset_f1
         result.output_tempo_bpm = again.tempo_bpm
         result.output_notes = again.notes
@@ -298,9 +313,11 @@ def transfer(
     if b_audio is None and options.bpm_from_timbre:
         raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     if b_audio is not None and options.bpm_from_timbre:
-        from hybrid.audio import resample
+        from hybrid.audio import mono, resample
 
-        timbre_bpm = estimate_tempo(resample(b_audio[0], b_audio[1], BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ)[0]
+        timbre_bpm = estimate_tempo(
+            resample(mono(b_audio[0]), b_audio[1], BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ
+        )[0]
         options = replace(options, bpm=timbre_bpm, bpm_from_timbre=False)
     model = model or load_model(checkpoint, device)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
@@ -338,10 +355,12 @@ def render_midi(
     library: bool = True,
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
     cache: bool = True,
+    acoustics: bool = True,
 ) -> npt.NDArray[np.float32]:
     """Render a MIDI file (or notes) with the timbre of an audio file (or a `.timbre` file); write `output` when
     given.
-    Returns the mono audio at `sample_rate_hz`, loudness-normalised."""
+    Returns the audio at `sample_rate_hz` ((n,), or (n, 2) for a stereo timbre song), loudness-normalised;
+    `acoustics=False` leaves it dry (no room, no noise floor)."""
     from hybrid.audio import audio_format, write_audio
     from hybrid.notes import read_midi
     from hybrid.outputs import Outputs
@@ -357,7 +376,7 @@ def render_midi(
     b_audio = read_timbre_song(timbre)
     model = model or load_model(checkpoint, device)
     fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
-    y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz)
+    y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz, acoustics)
     if out is not None:
         with outs.writing() as tmp:
             write_audio(tmp(out), out, y, sample_rate_hz)
@@ -398,7 +417,7 @@ def transfer_report_html(
 
     if result.output_notes is None or result.output_tempo_bpm is None or result.output is None:
         raise HybridError("a report needs the scored transfer (scoring was switched off)")
-    from hybrid.audio import resample
+    from hybrid.audio import mono, resample
 
     a, _ = load_audio(rhythm, sample_rate_hz=SAMPLE_RATE_HZ)
     b_full = load_audio(timbre)
@@ -409,8 +428,8 @@ def transfer_report_html(
         output=result.output,
         a_audio=a,
         b_audio=b,
-        out_audio=resample(result.audio, result.sample_rate_hz, SAMPLE_RATE_HZ),
-        out_full_band=(result.audio, result.sample_rate_hz),
+        out_audio=resample(mono(result.audio), result.sample_rate_hz, SAMPLE_RATE_HZ),
+        out_full_band=(mono(result.audio), result.sample_rate_hz),
         b_full_band=b_full,
         reference_notes=result.notes,
         output_notes=result.output_notes,
@@ -418,6 +437,12 @@ def transfer_report_html(
         output_tempo_bpm=result.output_tempo_bpm,
         settings={**(settings or {}), **result_settings(result, options)},
         calibration=result.timbre.summary(result.notes),
+        acoustics=None
+        if result.timbre.acoustics is None
+        else {
+            **result.timbre.acoustics.summary(result.timbre.plays_library),
+            "applied to this output": _room_setting(result.timbre, options.acoustics),
+        },
     )
     return report_html(data)
 
@@ -429,11 +454,22 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         "stretch rate": f"{result.rate:.4g}",
         "transpose (semitones)": str(options.transpose),
         "calibration": "on" if options.calibrate else "off (--no-calibrate)",
-        "played from": "the timbre song's note library"
-        if result.timbre.library is not None and result.timbre.use_library
-        else "the decoder",
+        "played from": "the timbre song's note library" if result.timbre.plays_library else "the decoder",
+        "acoustics": _room_setting(result.timbre, options.acoustics),
         "output sample rate (Hz)": str(result.sample_rate_hz),
     }
+
+
+def _room_setting(timbre: FittedTimbre, acoustics: bool) -> str:
+    """How the report and the CLI name the room a rendering got."""
+    room = timbre.room()
+    if not acoustics:
+        return "dry (--dry)"
+    if room is None:
+        return "dry (not calibrated)"
+    return (
+        "dry (the fit found no room that brings it nearer the timbre song)" if room.dry else room.describe()
+    )
 
 
 class _Laps:

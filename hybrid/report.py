@@ -42,6 +42,7 @@ class ReportData:
     calibration: CalibrationSummary | None = None  # as applied to the output (None: uncalibrated)
     out_full_band: tuple[npt.NDArray[np.float32], int] | None = None  # the output at its own rate
     b_full_band: tuple[npt.NDArray[np.float32], int] | None = None  # the timbre song at its own rate
+    acoustics: dict[str, str] | None = None  # B's acoustics as estimated, and the room applied
 
 
 def analyse(
@@ -315,6 +316,22 @@ def calibration_section(d: ReportData) -> str:
     )
 
 
+def acoustics_section(d: ReportData) -> str:
+    if not d.acoustics:
+        return (
+            "<h2>B's acoustics</h2><p>None estimated: calibration was off, or this report was made from an "
+            "existing output.</p>"
+        )
+    esc = html.escape
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in d.acoustics.items())
+    text = (
+        "Estimated blindly from B: how fast its sound dies away in each band (the room), its noise floor and "
+        "its stereo width. How much reverberation and noise to add was fitted by rendering B's own notes and "
+        "keeping what brought them nearest to B; --dry leaves them out."
+    )
+    return f'<h2>B\'s acoustics</h2><p>{esc(text)}</p><table id="acoustics">{rows}</table>'
+
+
 def write_report(d: ReportData, path: str | os.PathLike[str], force: bool = True) -> Path:
     """Render the report to one HTML file (atomically; without force, never over an existing file)."""
     from hybrid.outputs import atomic_path
@@ -375,6 +392,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></
 <h2>Spectrograms</h2><img id="spectrograms" alt="spectrograms" src="{spectrograms(d)}">
 <h2>Spectrum</h2><img id="spectrum" alt="average spectrum" src="{spectrum_plot(d)}">
 {calibration_section(d)}
+{acoustics_section(d)}
 <h2>Settings</h2><table id="settings">{sets}</table>
 </body></html>"""
     return doc

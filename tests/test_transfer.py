@@ -241,7 +241,8 @@ def read_golden(name):
 def test_render_midi_writes_what_it_wrote_before_the_restructuring(tmp_path):
     # tests/data/golden was written by `hybrid render` before the code was reorganised around render_notes and
     # transfer_audio; the same seed must give the same samples (bit-identical on this project's CPU; the
-    # tolerance, about 3 LSB of 16-bit, only allows for another CPU's float rounding).
+    # tolerance, about 3 LSB of 16-bit, only allows for another CPU's float rounding). Dry: the goldens were
+    # written before B's acoustics were added.
     out = tmp_path / "r.wav"
     r = run(
         "render",
@@ -251,6 +252,7 @@ def test_render_midi_writes_what_it_wrote_before_the_restructuring(tmp_path):
         "-o",
         out,
         "--no-library",
+        "--dry",
         "--sample-rate",
         "16000",
     )
@@ -264,7 +266,7 @@ def test_render_midi_writes_what_it_wrote_before_the_restructuring(tmp_path):
 
 def test_transfer_on_arrays_is_the_transfer_of_files(model, tmp_path):
     # The same transfer through the file-level API and through transfer_audio with the model loaded once; both
-    # give what `hybrid transfer --seed 3` wrote before the restructuring (the decoder at 16 kHz then).
+    # give what `hybrid transfer --seed 3` wrote before the restructuring (the decoder at 16 kHz then, dry).
     import hybrid
     from hybrid.audio import load_audio
 
@@ -273,14 +275,14 @@ def test_transfer_on_arrays_is_the_transfer_of_files(model, tmp_path):
         EXAMPLES / "trumpet.ogg",
         EXAMPLES / "guitar.wav",
         tmp_path / "f.wav",
-        hybrid.TransferOptions(seed=3, library=False, sample_rate_hz=SR),
+        hybrid.TransferOptions(seed=3, library=False, sample_rate_hz=SR, acoustics=False),
         model=model,
     )
     np.testing.assert_allclose(sf.read(res.output, dtype="float32")[0], golden, atol=1e-4)
     a, sr_a = load_audio(EXAMPLES / "trumpet.ogg")
     b, sr_b = load_audio(EXAMPLES / "guitar.wav")
     timbre = model.fit_timbre(b, sr_b, seed=3, library=False)
-    options = hybrid.TransferOptions(seed=3, score=False, library=False, sample_rate_hz=SR)
+    options = hybrid.TransferOptions(seed=3, score=False, library=False, sample_rate_hz=SR, acoustics=False)
     arrays = hybrid.transfer_audio(a, sr_a, timbre, model, options)
     np.testing.assert_allclose(arrays.audio, res.audio, atol=1e-4)
     assert arrays.onset_f1 is None and res.onset_f1 == pytest.approx(0.96, abs=0.001)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.calibration.acoustics import Acoustics
 from hybrid.calibration.correction import Correction
 from hybrid.calibration.fitted import FittedTimbre, half_offset
 from hybrid.calibration.offset import STEPS as OFFSET_STEPS
 from hybrid.calibration.offset import fit_offset
 from hybrid.constants import SAMPLE_RATE_HZ
 from hybrid.neural.conditioning import sequence_conditioning
+from hybrid.notes import NoteSequence
 
 if TYPE_CHECKING:
     from hybrid.neural.renderer import Renderer
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
 CALIBRATION_S = 20.0  # the loudest 20 s of the timbre song are transcribed and resynthesised
 MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a calibration on
+ROOM_FIT_S = 10.0  # the room is fitted on the first 10 s of the calibration excerpt
 
 
 def loudest_span_s(audio: npt.NDArray[np.float32], seconds: float) -> tuple[float, float]:
@@ -48,11 +52,13 @@ def fit_timbre(
     seed: int = 0,
     offset_steps: int = OFFSET_STEPS,
     full_band: tuple[npt.NDArray[np.float32], int] | None = None,
+    acoustics: Acoustics | None = None,
 ) -> FittedTimbre:
     """Embed a timbre song (mono, SAMPLE_RATE_HZ) and, with `calibrate`, calibrate on it: transcribe (the
     loudest CALIBRATION_S of) the song, fit the offset on those notes (`offset_steps` steps, 0 for none), render
     them, and measure the correction against the song with the whole offset, half of it and none. With
-    `full_band` (the same song at a higher rate), also analyse its clean notes into a note library."""
+    `full_band` (the same song at a higher rate), also analyse its clean notes into a note library. With
+    `acoustics` (estimated from the song), fit the room each player adds (see hybrid.calibration.acoustics)."""
     emb = renderer.embed(audio)
     if not calibrate or len(audio) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
         return FittedTimbre(emb)
@@ -82,10 +88,55 @@ def fit_timbre(
     if offset is None:
         (resynth,) = renderer.mixes(notes, emb, [None], seed)
         correction = Correction.fit(excerpt, resynth[: len(excerpt)])
-        return FittedTimbre(emb, correction, len(notes), pitches, library=library)
-    # one run of the network for the three resyntheses: with the whole offset, half of it, none
-    full, half, plain = (
-        Correction.fit(excerpt, y[: len(excerpt)])
-        for y in renderer.mixes(notes, emb, [offset, half_offset(offset), None], seed)
+        fitted = FittedTimbre(emb, correction, len(notes), pitches, library=library)
+    else:
+        # one run of the network for the three resyntheses: with the whole offset, half of it, none
+        full, half, plain = (
+            Correction.fit(excerpt, y[: len(excerpt)])
+            for y in renderer.mixes(notes, emb, [offset, half_offset(offset), None], seed)
+        )
+        fitted = FittedTimbre(emb, full, len(notes), pitches, offset, half, plain, library)
+    if acoustics is None:
+        return fitted
+    return replace(fitted, acoustics=fit_rooms(renderer, fitted, notes, excerpt, acoustics, seed))
+
+
+def fit_rooms(
+    renderer: Renderer,
+    fitted: FittedTimbre,
+    notes: NoteSequence,
+    excerpt: npt.NDArray[np.float32],
+    acoustics: Acoustics,
+    seed: int = 0,
+) -> Acoustics:
+    """The acoustics with the room fitted for each player (the note library when there is one, the decoder):
+    the room that brings its rendering of the song's own notes (the first ROOM_FIT_S of the excerpt) nearest to
+    the song (acoustics.fit_room)."""
+    from hybrid.calibration.acoustics import fit_room
+    from hybrid.calibration.fitted import render_fitted
+
+    if excerpt.size > ROOM_FIT_S * SAMPLE_RATE_HZ:
+        excerpt = excerpt[: int(ROOM_FIT_S * SAMPLE_RATE_HZ)]
+        notes = NoteSequence([n for n in notes.notes if n.onset_s < ROOM_FIT_S], notes.tempo_bpm)
+
+    def fitted_length(y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.pad(y, (0, max(0, len(excerpt) - len(y))))[: len(excerpt)]
+
+    library_room = acoustics.library_room
+    if fitted.library is not None:
+        lib = fitted.library
+        library_room = fit_room(
+            lambda: fitted_length(lib.render(notes, SAMPLE_RATE_HZ, seed=seed)),
+            excerpt,
+            SAMPLE_RATE_HZ,
+            acoustics,
+            seed,
+        )
+    decoder_room = fit_room(
+        lambda: fitted_length(render_fitted(renderer, notes, fitted, seed)),
+        excerpt,
+        SAMPLE_RATE_HZ,
+        acoustics,
+        seed,
     )
-    return FittedTimbre(emb, full, len(notes), pitches, offset, half, plain, library)
+    return replace(acoustics, library_room=library_room, decoder_room=decoder_room)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from hybrid.calibration.acoustics import Acoustics, Room
 from hybrid.calibration.correction import Correction
 from hybrid.calibration.note_library import NoteLibrary
 from hybrid.neural.conditioning import RELEASE_TAIL_S
@@ -48,6 +49,18 @@ class FittedTimbre:
     no_offset_correction: Correction | None = None  # measured without the offset
     library: NoteLibrary | None = None  # the timbre song's clean notes, when it has any
     use_library: bool = True  # False: the note check found that the library loses these notes
+    acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
+
+    @property
+    def plays_library(self) -> bool:
+        """Whether a rendering plays from the note library (else the decoder plays)."""
+        return self.library is not None and self.use_library
+
+    def room(self) -> Room | None:
+        """The room a rendering adds (None when there are no acoustics)."""
+        if self.acoustics is None:
+            return None
+        return self.acoustics.library_room if self.plays_library else self.acoustics.decoder_room
 
     def with_offset_share(self, share: float) -> FittedTimbre:
         """This timbre with all, half or none of its offset (share 1, 0.5 or 0), each with the correction
@@ -126,12 +139,22 @@ def render_timbre(
     sample_rate_hz: int,
     seed: int = 0,
     tail_s: float = RELEASE_TAIL_S,
+    acoustics: bool = True,
 ) -> npt.NDArray[np.float32]:
-    """Mono audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
-    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ)."""
-    if timbre.library is not None and timbre.use_library:
-        return timbre.library.render(notes, sample_rate_hz, tail_s, seed)
-    from hybrid.audio import resample
-    from hybrid.constants import SAMPLE_RATE_HZ
+    """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
+    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ); then,
+    with `acoustics`, put in the timbre song's fitted room (mono, or (n, 2) for a stereo timbre song)."""
+    if timbre.plays_library:
+        assert timbre.library is not None
+        y = timbre.library.render(notes, sample_rate_hz, tail_s, seed)
+    else:
+        from hybrid.audio import resample
+        from hybrid.constants import SAMPLE_RATE_HZ
 
-    return resample(render_fitted(renderer, notes, timbre, seed, tail_s), SAMPLE_RATE_HZ, sample_rate_hz)
+        y = resample(render_fitted(renderer, notes, timbre, seed, tail_s), SAMPLE_RATE_HZ, sample_rate_hz)
+    room = timbre.room()
+    if not acoustics or room is None or timbre.acoustics is None:
+        return y
+    from hybrid.calibration.acoustics import apply_acoustics
+
+    return apply_acoustics(y, sample_rate_hz, timbre.acoustics, room, seed)

@@ -1,7 +1,7 @@
 """A fitted timbre as a file (`.timbre`, safetensors): fit a timbre song once, use it for any number of songs.
 
 The file holds every array of a FittedTimbre (the embedding, the offset, the three corrections, the note
-library's notes) and, in its metadata, the format version, the sha256 of the checkpoint weights it was fitted
+library's notes) and, in its metadata, the acoustics (estimates and fitted rooms), the format version, the sha256 of the checkpoint weights it was fitted
 with and of the timbre song, and the fit's settings. Loading refuses another format, a damaged file, or a
 file fitted with other weights (the embedding and the offset belong to one model).
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.calibration.acoustics import Acoustics, Room
 from hybrid.calibration.correction import Correction
 from hybrid.calibration.fitted import FittedTimbre
 from hybrid.calibration.note_library import NoteLibrary, RecordedNote
@@ -66,11 +67,36 @@ def save_timbre(
         "calibration_notes": timbre.calibration_notes,
         "pitch_range": list(timbre.pitch_range) if timbre.pitch_range is not None else None,
         "library": library,
+        "acoustics": _acoustics_meta(timbre.acoustics),
     }
     out = Path(path)
     with atomic_path(out, replace) as tmp:
         save_file(tensors, str(tmp), metadata={"timbre": json.dumps(meta)})
     return out
+
+
+def _acoustics_meta(ac: Acoustics | None) -> dict[str, Any] | None:
+    """The acoustics as JSON (no infinities: a floor that was not found is null)."""
+    if ac is None:
+        return None
+    d = ac.as_dict()
+    d["floor_db"] = ac.floor_db if ac.has_floor else None
+    return d
+
+
+def _acoustics_from_meta(d: dict[str, Any] | None) -> Acoustics | None:
+    """The acoustics read back (None from a file written before they were fitted)."""
+    if d is None:
+        return None
+    return Acoustics(
+        rt60_s=tuple(float(x) for x in d["rt60_s"]),
+        floor_db=float("-inf") if d["floor_db"] is None else float(d["floor_db"]),
+        floor_spectrum_db=tuple(float(x) for x in d["floor_spectrum_db"]),
+        width=float(d["width"]),
+        channels=int(d["channels"]),
+        library_room=Room(**d["library_room"]),
+        decoder_room=Room(**d["decoder_room"]),
+    )
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -132,6 +158,7 @@ def load_timbre(path: str | os.PathLike[str], weights_sha256: str) -> FittedTimb
             half_correction=corrections["half_correction"],
             no_offset_correction=corrections["no_offset_correction"],
             library=library,
+            acoustics=_acoustics_from_meta(meta.get("acoustics")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise HybridError(f"{path}: damaged timbre file ({exc})") from None
