@@ -152,3 +152,30 @@ def test_the_timbre_file_keeps_the_acoustics(model, tmp_path):
     path = save_timbre(fitted, tmp_path / "v.timbre", model.renderer.weights_sha256, "0" * 64, {})
     back = load_timbre(path, model.renderer.weights_sha256).acoustics
     assert back == fitted.acoustics
+
+
+def test_room_and_floor_added_block_by_block_equal_the_whole_signal_at_once():
+    # a song longer than two blocks: the reverb equals one convolution of the whole, and the floor equals one
+    # filtering of the whole white-noise stream (the same draws)
+    from hybrid.calibration import acoustics as ac_mod
+
+    n = 2 * ac_mod.BLOCK + 12_345
+    y = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
+    ir = np.random.default_rng(1).standard_normal(4_000).astype(np.float32) * np.exp(-np.arange(4_000) / 800)
+    out = np.zeros(n, np.float32)
+    ac_mod._add_reverb(out, y, ir, 0.5)
+    np.testing.assert_allclose(out, 0.5 * fftconvolve(y.astype(np.float64), ir)[:n], atol=2e-6)
+
+    est = estimate_acoustics(tones(), SR)
+    noise = np.zeros(n, np.float32)
+    ac_mod._add_floor(noise, est, SR, 0.01, seed=3)
+    fir = ac_mod._floor_fir(est, SR)
+    rng = np.random.default_rng(3)
+    history = rng.standard_normal(len(fir) - 1)
+    white = np.concatenate(
+        [history]
+        + [rng.standard_normal(min(ac_mod.BLOCK, n - s)) for s in range(0, n, ac_mod.BLOCK)]
+    )
+    whole = 0.01 / np.sqrt(np.sum(fir**2)) * fftconvolve(white, fir, mode="valid")
+    np.testing.assert_allclose(noise, whole, atol=1e-7)
+    assert float(np.sqrt(np.mean(noise.astype(np.float64) ** 2))) == pytest.approx(0.01, rel=0.02)

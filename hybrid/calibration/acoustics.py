@@ -107,12 +107,16 @@ class Acoustics:
         return out
 
 
+def _frame_sizes(sample_rate_hz: int) -> tuple[int, int]:
+    """(hop, FFT length) of the envelopes: FRAME_S hops, ~23 ms windows."""
+    return max(1, int(round(FRAME_S * sample_rate_hz))), 1 << int(np.ceil(np.log2(0.023 * sample_rate_hz)))
+
+
 def _band_envelopes(y: npt.NDArray[np.float32], sr: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(power spectrogram frames x bins, bin frequencies, hop) with FRAME_S hop and ~23 ms windows."""
     from scipy.signal import stft
 
-    hop = max(1, int(round(FRAME_S * sr)))
-    n_fft = 1 << int(np.ceil(np.log2(0.023 * sr)))
+    hop, n_fft = _frame_sizes(sr)
     f, _, z = stft(y, fs=sr, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=False)
     return (np.abs(z) ** 2).T, f, hop
 
@@ -209,60 +213,112 @@ def impulse_response(ac: Acoustics, sample_rate_hz: int, seed: int = 0) -> npt.N
     return (ir / np.sqrt(np.sum(ir**2) + 1e-20)).astype(np.float32)
 
 
-def shaped_noise(ac: Acoustics, n: int, sample_rate_hz: int, seed: int = 0) -> npt.NDArray[np.float32]:
-    """n samples of noise with the floor's spectrum, unit RMS."""
-    from scipy.signal import firwin2, oaconvolve
+BLOCK = 1 << 20  # samples per block: a long song's room and floor are added block by block
+
+
+def _floor_fir(ac: Acoustics, sample_rate_hz: int) -> npt.NDArray[np.float64]:
+    """An FIR filter with the floor's spectrum (scipy firwin2)."""
+    from scipy.signal import firwin2
 
     edges = np.geomspace(50.0, sample_rate_hz / 2, NOISE_BANDS + 1)
     centres = np.sqrt(edges[:-1] * edges[1:])
     freq = np.concatenate([[0.0], centres, [sample_rate_hz / 2]])
     gain_db = np.concatenate([[ac.floor_spectrum_db[0]], ac.floor_spectrum_db, [ac.floor_spectrum_db[-1]]])
-    fir = firwin2(1025, freq, 10 ** (gain_db / 20), fs=sample_rate_hz)
-    noise = oaconvolve(np.random.default_rng(seed).standard_normal(n + 1024), fir, mode="valid")[:n]
-    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-20)).astype(np.float32)
+    return np.asarray(firwin2(1025, freq, 10 ** (gain_db / 20), fs=sample_rate_hz))
+
+
+def _add_floor(
+    out: npt.NDArray[np.float32], ac: Acoustics, sample_rate_hz: int, rms: float, seed: int
+) -> None:
+    """Add noise with the floor's spectrum at `rms` into out (n,), block by block: white noise filtered with
+    the previous block's last samples carried over, so it is one stream, as if filtered whole."""
+    from scipy.signal import oaconvolve
+
+    fir = _floor_fir(ac, sample_rate_hz)
+    scale = rms / float(np.sqrt(np.sum(fir**2)))  # filtered unit white noise has RMS sqrt(sum(fir^2))
+    rng = np.random.default_rng(seed)
+    history = rng.standard_normal(len(fir) - 1)
+    for start in range(0, len(out), BLOCK):
+        stream = np.concatenate([history, rng.standard_normal(min(BLOCK, len(out) - start))])
+        seg = oaconvolve(stream, fir, mode="valid")
+        out[start : start + len(seg)] += (scale * seg).astype(np.float32)
+        history = stream[len(stream) - len(history) :]
+
+
+def _add_reverb(
+    out: npt.NDArray[np.float32], y: npt.NDArray[np.float32], ir: npt.NDArray[np.float32], gain: float
+) -> None:
+    """Add gain x (y convolved with ir) into out (n,), block by block (overlap-add: each block's tail runs on
+    into the next blocks), cut at len(out)."""
+    from scipy.signal import oaconvolve
+
+    for start in range(0, len(y), BLOCK):
+        seg = oaconvolve(y[start : start + BLOCK], ir)
+        end = min(len(out), start + len(seg))
+        out[start:end] += (gain * seg[: end - start]).astype(np.float32)
 
 
 def apply_acoustics(
     y: npt.NDArray[np.float32], sample_rate_hz: int, ac: Acoustics, room: Room, seed: int = 0
 ) -> npt.NDArray[np.float32]:
-    """The dry rendering (n,) in `room` (one of ac's): (n,) for a mono B, (n, 2) for a stereo one."""
-    from scipy.signal import oaconvolve
-
+    """The dry rendering (n,) in `room` (one of ac's): (n,) for a mono B, (n, 2) for a stereo one. Memory: the
+    output and a few blocks, whatever the song's length."""
     y = np.asarray(y, np.float32)
     chans = 2 if ac.channels > 1 else 1
     if room.dry and chans == 1:
         return y
-    out = np.repeat(y[:, None], chans, axis=1)
+    out = [y.copy() for _ in range(chans)]
     if room.wet_db is not None:
-        g = 10 ** (room.wet_db / 20)
         for c in range(chans):
-            ir = impulse_response(ac, sample_rate_hz, seed + 1 + c)
-            out[:, c] += g * oaconvolve(y, ir)[: len(y)].astype(np.float32)
+            _add_reverb(
+                out[c], y, impulse_response(ac, sample_rate_hz, seed + 1 + c), 10 ** (room.wet_db / 20)
+            )
     if chans == 2:
-        mid, side = out.mean(axis=1), (out[:, 0] - out[:, 1]) / 2
-        rms_mid, rms_side = np.sqrt(np.mean(mid**2)), np.sqrt(np.mean(side**2))
-        side *= ac.width * rms_mid / rms_side if rms_side > 0 else 0.0
-        out = np.stack([mid + side, mid - side], axis=1)
+        mid = (out[0] + out[1]) / 2
+        side = (out[0] - out[1]) / 2
+        rms_mid, rms_side = _rms(mid), _rms(side)
+        side *= np.float32(ac.width * rms_mid / rms_side if rms_side > 0 else 0.0)
+        out = [mid + side, mid - side]
+        del mid, side
     if room.floor and ac.has_floor:
-        level = 10 ** ((_audible_db(out.mean(axis=1), sample_rate_hz) + ac.floor_db) / 20)
+        audible = _audible_db(out[0] if chans == 1 else (out[0] + out[1]) / 2, sample_rate_hz)
         for c in range(chans):
-            out[:, c] += level * shaped_noise(ac, len(y), sample_rate_hz, seed + 11 + c)
-    return out[:, 0] if chans == 1 else out
+            _add_floor(out[c], ac, sample_rate_hz, 10 ** ((audible + ac.floor_db) / 20), seed + 11 + c)
+    return out[0] if chans == 1 else np.stack(out, axis=1)
+
+
+def _rms(y: npt.NDArray[np.float32]) -> float:
+    return float(
+        np.sqrt(sum(float(np.dot(b, b)) for b in np.array_split(y, max(1, len(y) // BLOCK))) / max(len(y), 1))
+    )
+
+
+def _frame_powers(y: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float64]:
+    """Each frame's power (summed over the bins of _band_envelopes' STFT), computed block by block: the same
+    frames as one STFT of the whole signal."""
+    hop, n_fft = _frame_sizes(sample_rate_hz)
+    per_block = max(1, BLOCK // hop)
+    parts = []
+    for start in range(0, len(y), per_block * hop):
+        seg = y[start : start + per_block * hop + n_fft - hop]
+        if len(seg) < n_fft:
+            break
+        parts.append(_band_envelopes(seg, sample_rate_hz)[0].sum(axis=1))
+    return np.concatenate(parts) if parts else np.zeros(1)
 
 
 def _audible_db(y: npt.NDArray[np.float32], sample_rate_hz: int) -> float:
     """The audible level as estimate_acoustics measures it (90th percentile of the frames' power), as the RMS
     (dB) of a steady noise whose frames have that power."""
-    power, _, _ = _band_envelopes(y, sample_rate_hz)
-    return float(np.percentile(10 * np.log10(power.sum(axis=1) + 1e-20), 90)) - _unit_noise_db(sample_rate_hz)
+    db = 10 * np.log10(_frame_powers(y, sample_rate_hz) + 1e-20)
+    return float(np.percentile(db, 90)) - _unit_noise_db(sample_rate_hz)
 
 
 @lru_cache(maxsize=4)
 def _unit_noise_db(sample_rate_hz: int) -> float:
     """The median frame power (dB) of white noise of unit RMS."""
     noise = np.random.default_rng(0).standard_normal(sample_rate_hz).astype(np.float32)
-    power, _, _ = _band_envelopes(noise, sample_rate_hz)
-    return float(np.median(10 * np.log10(power.sum(axis=1))))
+    return float(np.median(10 * np.log10(_frame_powers(noise, sample_rate_hz))))
 
 
 def fit_room(
