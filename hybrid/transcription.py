@@ -174,6 +174,79 @@ def estimate_tempo(
     return tempo_bpm, beats_s
 
 
+NOTE_CHUNK_FRAMES = 4096  # notes are made from the activations in chunks of ~48 s ...
+NOTE_MARGIN_FRAMES = 1024  # ... each seen with ~12 s on either side
+N_DIFF = 2  # basic-pitch's get_infered_onsets: frame differences over 1 and 2 frames
+
+
+def _frame_diff(frames: npt.NDArray[np.float32], s0: int, s1: int) -> npt.NDArray[np.float64]:
+    """basic-pitch's get_infered_onsets' frame_diff for frames s0:s1 (before its rescaling): the smaller rise
+    over 1 and 2 frames, not below 0, with zeros before the song and its first N_DIFF frames zeroed; float64
+    as basic-pitch computes it."""
+    lo = max(0, s0 - N_DIFF)
+    appended = np.concatenate([np.zeros((N_DIFF - (s0 - lo), frames.shape[1])), frames[lo:s1]])
+    diffs = [appended[N_DIFF:] - appended[N_DIFF - k : len(appended) - k] for k in range(1, N_DIFF + 1)]
+    diff = np.min(diffs, axis=0)
+    diff[diff < 0] = 0
+    diff[: max(0, N_DIFF - s0)] = 0
+    return diff
+
+
+def note_events(
+    output: dict[str, npt.NDArray[np.float32]], options: TranscribeOptions, min_len_frames: int
+) -> list[tuple[float, float, int, float, list[int] | None]]:
+    """basic-pitch's notes (onset s, offset s, MIDI pitch, amplitude, pitch bends) from its activations, the
+    notes its model_output_to_notes makes, chunk by chunk so that memory does not grow with the song (and no
+    MIDI object is built only to be dropped). basic-pitch rescales its inferred onsets by two maxima over the
+    whole song: they are found first; then each chunk's notes are made with NOTE_MARGIN_FRAMES of context on
+    either side, and kept when their onset lies in the chunk. A note's making looks forward from its onset
+    (and the melodia step back and forth along one activation), so the chunks give the whole song's notes
+    unless one lasts longer than the margin (tests/test_transcription.py compares them)."""
+    from basic_pitch.note_creation import (
+        constrain_frequency,
+        get_pitch_bends,
+        model_frames_to_time,
+        output_to_notes_polyphonic,
+    )
+
+    frames, onsets = output["note"], output["onset"]
+    if options.min_frequency_hz is not None or options.max_frequency_hz is not None:
+        onsets, frames = constrain_frequency(
+            onsets.copy(), frames.copy(), options.max_frequency_hz, options.min_frequency_hz
+        )
+    n = len(frames)
+    times = model_frames_to_time(n)
+    onset_max = np.max(onsets)
+    diff_max = max(
+        (
+            float(_frame_diff(frames, s, min(n, s + NOTE_CHUNK_FRAMES)).max())
+            for s in range(0, n, NOTE_CHUNK_FRAMES)
+        ),
+        default=0.0,
+    )
+    events = []
+    for core0 in range(0, n, NOTE_CHUNK_FRAMES):
+        core1 = min(n, core0 + NOTE_CHUNK_FRAMES)
+        s0, s1 = max(0, core0 - NOTE_MARGIN_FRAMES), min(n, core1 + NOTE_MARGIN_FRAMES)
+        diff = _frame_diff(frames, s0, s1)
+        diff = onset_max * diff / diff_max if diff_max > 0 else diff
+        found = output_to_notes_polyphonic(
+            frames[s0:s1],
+            np.max([onsets[s0:s1], diff], axis=0),
+            onset_thresh=options.onset_threshold,
+            frame_thresh=options.frame_threshold,
+            min_note_len=min_len_frames,
+            infer_onsets=False,  # inferred above, with the whole song's maxima
+            max_freq=None,
+            min_freq=None,
+            melodia_trick=options.melodia_trick,
+        )
+        kept = [e for e in found if core0 <= e[0] + s0 < core1]
+        for start, end, pitch, amp, bends in get_pitch_bends(output["contour"][s0:s1], kept):
+            events.append((float(times[start + s0]), float(times[end + s0]), pitch, amp, bends))
+    return events
+
+
 def transcribe_audio(
     audio: npt.NDArray[np.float32],
     sample_rate_hz: int,
@@ -185,21 +258,11 @@ def transcribe_audio(
     from hybrid.audio import resample
 
     _import_basic_pitch_quietly()
-    from basic_pitch import note_creation
-
     y = resample(np.asarray(audio, dtype=np.float32), sample_rate_hz, BP_SAMPLE_RATE_HZ)
     model = transcriber or Transcriber()
     output = model.model_output(y)
     min_len_frames = int(np.round(options.min_note_length_ms / 1000 * (BP_SAMPLE_RATE_HZ / BP_FFT_HOP)))
-    _, events = note_creation.model_output_to_notes(
-        output,
-        onset_thresh=options.onset_threshold,
-        frame_thresh=options.frame_threshold,
-        min_note_len=min_len_frames,
-        min_freq=options.min_frequency_hz,
-        max_freq=options.max_frequency_hz,
-        melodia_trick=options.melodia_trick,
-    )
+    events = note_events(output, options, min_len_frames)
     notes = [
         Note(
             float(on),

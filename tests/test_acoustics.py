@@ -173,8 +173,7 @@ def test_room_and_floor_added_block_by_block_equal_the_whole_signal_at_once():
     rng = np.random.default_rng(3)
     history = rng.standard_normal(len(fir) - 1)
     white = np.concatenate(
-        [history]
-        + [rng.standard_normal(min(ac_mod.BLOCK, n - s)) for s in range(0, n, ac_mod.BLOCK)]
+        [history] + [rng.standard_normal(min(ac_mod.BLOCK, n - s)) for s in range(0, n, ac_mod.BLOCK)]
     )
     whole = 0.01 / np.sqrt(np.sum(fir**2)) * fftconvolve(white, fir, mode="valid")
     np.testing.assert_allclose(noise, whole, atol=1e-7)

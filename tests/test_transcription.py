@@ -63,3 +63,47 @@ def test_same_notes_as_upstream_predict(transcriber, tmp_path):
     ours = transcribe(DATA / "egset12_guitar_01.wav", transcriber=transcriber).notes.notes
     upstream = sorted((round(float(s), 3), int(p)) for s, _, p, _, _ in events)
     assert [(round(n.onset_s, 3), int(n.pitch_midi)) for n in ours] == upstream
+
+
+@pytest.mark.parametrize(
+    "chunk,margin,band,count",
+    [(None, None, None, 375), (700, 300, None, 375), (700, 300, (100.0, 1000.0), 164)],
+)
+def test_notes_made_chunk_by_chunk_are_basic_pitchs_notes(
+    transcriber, monkeypatch, chunk, margin, band, count
+):
+    # The example Vibe Ace (61 s, 5,285 frames: two chunks as shipped; eight with 700-frame chunks and a
+    # 300-frame margin; and with basic-pitch's frequency limits) against basic-pitch's own model_output_to_notes
+    # on the whole song: the same notes, times, amplitudes and pitch bends.
+    import numpy as np
+    from basic_pitch.note_creation import model_output_to_notes
+
+    from hybrid import transcription as tr_mod
+    from hybrid.audio import load_audio
+
+    if chunk is not None:
+        monkeypatch.setattr(tr_mod, "NOTE_CHUNK_FRAMES", chunk)
+        monkeypatch.setattr(tr_mod, "NOTE_MARGIN_FRAMES", margin)
+    y, _ = load_audio(EXAMPLES / "vibe_ace.ogg", sample_rate_hz=tr_mod.BP_SAMPLE_RATE_HZ)
+    out = transcriber.model_output(y)
+    assert len(out["note"]) > 4096
+    opts = tr_mod.TranscribeOptions()
+    if band is not None:
+        opts = tr_mod.TranscribeOptions(min_frequency_hz=band[0], max_frequency_hz=band[1])
+    min_len = int(np.round(opts.min_note_length_ms / 1000 * (tr_mod.BP_SAMPLE_RATE_HZ / tr_mod.BP_FFT_HOP)))
+    ours = tr_mod.note_events({k: v.copy() for k, v in out.items()}, opts, min_len)
+    _, theirs = model_output_to_notes(
+        {k: v.copy() for k, v in out.items()},
+        onset_thresh=opts.onset_threshold,
+        frame_thresh=opts.frame_threshold,
+        min_note_len=min_len,
+        min_freq=opts.min_frequency_hz,
+        max_freq=opts.max_frequency_hz,
+        melodia_trick=opts.melodia_trick,
+    )
+    assert len(ours) == len(theirs) == count
+
+    def key(e):
+        return (float(e[0]), float(e[1]), int(e[2]), float(e[3]), tuple(e[4] or ()))
+
+    assert sorted(map(key, ours)) == sorted(map(key, theirs))
