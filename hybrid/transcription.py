@@ -230,9 +230,10 @@ def note_events(
         s0, s1 = max(0, core0 - NOTE_MARGIN_FRAMES), min(n, core1 + NOTE_MARGIN_FRAMES)
         diff = _frame_diff(frames, s0, s1)
         diff = onset_max * diff / diff_max if diff_max > 0 else diff
+        inferred: npt.NDArray[np.float64] = np.max(np.stack([onsets[s0:s1], diff]), axis=0)
         found = output_to_notes_polyphonic(
             frames[s0:s1],
-            np.max([onsets[s0:s1], diff], axis=0),
+            inferred,
             onset_thresh=options.onset_threshold,
             frame_thresh=options.frame_threshold,
             min_note_len=min_len_frames,
