@@ -40,6 +40,64 @@ class NoteScores:
         return asdict(self)
 
 
+SEGMENT_NOTES = 2000  # notes are matched in segments of about this many (reference and estimate together)
+
+
+def _segments(
+    ref_onsets: npt.NDArray[np.float64], est_onsets: npt.NDArray[np.float64], tolerance_s: float
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """(reference indices, estimate indices) of stretches of about SEGMENT_NOTES notes, cut only where the next
+    onset (of either list) is more than the onset tolerance away: no note can match across such a cut, so
+    matching each stretch alone gives the same matches as matching all at once (a maximum matching is one per
+    connected part of the graph of possible pairs), with memory that does not grow with the song (mir_eval
+    builds (reference x estimate) matrices: 11,000 notes each made 3 GB)."""
+    onsets = np.concatenate([ref_onsets, est_onsets])
+    order = np.argsort(onsets, kind="stable")
+    is_ref = order < len(ref_onsets)
+    # a cut after sorted position i is safe when the next onset is beyond the tolerance (mir_eval rounds the
+    # distances to 4 decimals before comparing, hence the margin)
+    gaps = np.diff(onsets[order]) > tolerance_s + 1e-3
+    out = []
+    start = 0
+    for i in np.flatnonzero(gaps):
+        if i + 1 - start >= SEGMENT_NOTES:
+            out.append((order[start : i + 1], is_ref[start : i + 1]))
+            start = i + 1
+    out.append((order[start:], is_ref[start:]))
+    n_ref = len(ref_onsets)
+    return [(np.sort(idx[ref]), np.sort(idx[~ref] - n_ref)) for idx, ref in out]
+
+
+def _match(
+    ref_iv: np.ndarray,
+    ref_hz: np.ndarray,
+    est_iv: np.ndarray,
+    est_hz: np.ndarray,
+    onset_tolerance_s: float,
+    pitch_tolerance_cents: float,
+    offset_ratio: float | None,
+) -> list[tuple[int, int]]:
+    """mir_eval.transcription.match_notes, segment by segment (see _segments): the same matches."""
+    import mir_eval
+
+    pairs: list[tuple[int, int]] = []
+    for r, e in _segments(ref_iv[:, 0], est_iv[:, 0], onset_tolerance_s):
+        if len(r) == 0 or len(e) == 0:
+            continue
+        found = mir_eval.transcription.match_notes(
+            ref_iv[r],
+            ref_hz[r],
+            est_iv[e],
+            est_hz[e],
+            onset_tolerance=onset_tolerance_s,
+            pitch_tolerance=pitch_tolerance_cents,
+            offset_ratio=offset_ratio,
+            offset_min_tolerance=OFFSET_MIN_TOLERANCE_S,
+        )
+        pairs.extend((int(r[i]), int(e[j])) for i, j in found)
+    return pairs
+
+
 def note_scores(
     reference: NoteSequence,
     estimate: NoteSequence,
@@ -47,40 +105,35 @@ def note_scores(
     pitch_tolerance_cents: float = PITCH_TOLERANCE_CENTS,
     offset_ratio: float = OFFSET_RATIO,
 ) -> NoteScores:
-    """mir_eval note-level scores, with offsets (offset_ratio) and onset-only."""
+    """mir_eval note-level scores, with offsets (offset_ratio) and onset-only: the precision, recall and F1 of
+    mir_eval.transcription.precision_recall_f1_overlap, from matches made segment by segment."""
     import mir_eval
 
     ref_iv, ref_hz = reference.intervals_pitches()
     est_iv, est_hz = estimate.intervals_pitches()
     if len(ref_iv) == 0 or len(est_iv) == 0:
         return NoteScores(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(ref_iv), len(est_iv))
+    mir_eval.transcription.validate(ref_iv, ref_hz, est_iv, est_hz)
 
-    def prf(**offsets: float | None) -> tuple[float, float, float]:
-        p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            ref_iv, ref_hz, est_iv, est_hz, onset_tolerance_s, pitch_tolerance_cents, **offsets
-        )
-        return float(p), float(r), float(f)
+    def prf(ratio: float | None) -> tuple[float, float, float]:
+        n = len(_match(ref_iv, ref_hz, est_iv, est_hz, onset_tolerance_s, pitch_tolerance_cents, ratio))
+        p, r = n / len(est_iv), n / len(ref_iv)
+        return float(p), float(r), float(mir_eval.util.f_measure(p, r, beta=1.0))
 
-    p, r, f = prf(offset_ratio=offset_ratio, offset_min_tolerance=OFFSET_MIN_TOLERANCE_S)
-    po, ro, fo = prf(offset_ratio=None)
-    return NoteScores(float(p), float(r), float(f), float(po), float(ro), float(fo), len(ref_iv), len(est_iv))
+    p, r, f = prf(offset_ratio)
+    po, ro, fo = prf(None)
+    return NoteScores(p, r, f, po, ro, fo, len(ref_iv), len(est_iv))
 
 
 def note_matching(
     reference: NoteSequence, estimate: NoteSequence, onset_tolerance_s: float = ONSET_TOLERANCE_S
 ) -> list[tuple[int, int]]:
     """Onset-only matched (reference index, estimate index) pairs, as mir_eval matches them."""
-    import mir_eval
-
     ref_iv, ref_hz = reference.intervals_pitches()
     est_iv, est_hz = estimate.intervals_pitches()
     if len(ref_iv) == 0 or len(est_iv) == 0:
         return []
-    return list(
-        mir_eval.transcription.match_notes(
-            ref_iv, ref_hz, est_iv, est_hz, onset_tolerance=onset_tolerance_s, offset_ratio=None
-        )
-    )
+    return _match(ref_iv, ref_hz, est_iv, est_hz, onset_tolerance_s, PITCH_TOLERANCE_CENTS, None)
 
 
 def tempo_ratio(reference_bpm: float, estimate_bpm: float) -> float:

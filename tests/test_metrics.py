@@ -97,3 +97,43 @@ def test_tempo_ratio_and_octave_folding():
     assert octave_folded_ratio(0.5) == pytest.approx(1.0)
     assert octave_folded_ratio(1.1) == pytest.approx(1.1)
     assert np.isnan(tempo_ratio(0.0, 100.0))
+
+
+@pytest.mark.parametrize("n,span_s,segment", [(300, 20.0, 50), (3000, 200.0, 2000), (2000, 40.0, 300)])
+def test_notes_matched_in_segments_score_as_mir_eval_whole(monkeypatch, n, span_s, segment):
+    # random reference notes; the estimate keeps 90% of them with onsets moved (30 ms spread), some an octave
+    # off, plus 20% random notes: the segment-by-segment scores equal mir_eval's on all notes at once, exactly
+    import mir_eval
+
+    from hybrid import metrics
+    from hybrid.notes import Note, NoteSequence
+
+    monkeypatch.setattr(metrics, "SEGMENT_NOTES", segment)
+    rng = np.random.default_rng(n)
+
+    def rand(k):
+        on = np.sort(rng.uniform(0.2, span_s, k))
+        return [
+            Note(float(a), float(a + d), float(p), 80)
+            for a, d, p in zip(on, rng.uniform(0.05, 1, k), rng.integers(40, 80, k), strict=True)
+        ]
+
+    ref = NoteSequence(rand(n))
+    est = []
+    for x in ref.notes:
+        if rng.random() < 0.9:
+            on = x.onset_s + float(rng.normal(0, 0.03))
+            off = max(on + 0.02, x.offset_s + float(rng.normal(0, 0.05)))
+            est.append(Note(on, off, x.pitch_midi + float(rng.choice([0, 0, 0, 12])), 80))
+    est = NoteSequence(est + rand(n // 5))
+    ri, rh = ref.intervals_pitches()
+    ei, eh = est.intervals_pitches()
+    assert len(metrics._segments(ri[:, 0], ei[:, 0], 0.05)) > 1
+    ours = metrics.note_scores(ref, est)
+    whole = mir_eval.transcription.precision_recall_f1_overlap(ri, rh, ei, eh)[:3]
+    onset = mir_eval.transcription.precision_recall_f1_overlap(ri, rh, ei, eh, offset_ratio=None)[:3]
+    assert (ours.precision, ours.recall, ours.f1) == tuple(float(x) for x in whole)
+    assert (ours.onset_precision, ours.onset_recall, ours.onset_f1) == tuple(float(x) for x in onset)
+    assert 0.3 < ours.onset_f1 < 0.9
+    pairs = metrics.note_matching(ref, est)
+    assert len(pairs) == round(ours.onset_recall * len(ref))
