@@ -162,8 +162,11 @@ def peak_normalize(y: FloatArray, peak_dbfs: float = -1.0) -> FloatArray:
     return (y * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
 
 
-def loudness_normalize(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs: float = -1.0) -> FloatArray:
-    """Bring the RMS to target_rms_dbfs, then lower the gain if needed so the peak stays under peak_dbfs."""
+def loudness_normalize(
+    y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs: float = -1.0, inplace: bool = False
+) -> FloatArray:
+    """Bring the RMS to target_rms_dbfs, then lower the gain if needed so the peak stays under peak_dbfs; with
+    `inplace` (float32 y that the caller no longer needs as it was), in y itself: no copy of a long song."""
     if y.size == 0:
         return y
     # in blocks: no float64 copy of a long song's samples (a 10-minute song at 44.1 kHz is 212 MB as float64)
@@ -181,6 +184,8 @@ def loudness_normalize(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs:
     limit = 10 ** (peak_dbfs / 20)
     if peak > limit:
         gain *= limit / peak
+    if inplace and y.dtype == np.float32:
+        return np.multiply(y, np.float32(gain), out=y)
     return np.multiply(y, np.float32(gain), dtype=np.float32)
 
 
@@ -197,17 +202,15 @@ def audio_format(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def write_audio(tmp: Path, output: str | os.PathLike[str], y: FloatArray, sample_rate_hz: int) -> None:
-    """Write audio to `tmp` in the format `output`'s extension asks for (wav: 16-bit PCM)."""
+    """Write audio to `tmp` in the format `output`'s extension asks for (wav: 16-bit PCM), clipped to [-1, 1]
+    block by block (no clipped copy of a long song)."""
     import soundfile as sf
 
     fmt, subtype = audio_format(output)
-    sf.write(
-        str(tmp),
-        np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0),
-        sample_rate_hz,
-        format=fmt,
-        subtype=subtype,
-    )
+    channels = 1 if y.ndim == 1 else y.shape[1]
+    with sf.SoundFile(str(tmp), "w", sample_rate_hz, channels, subtype, format=fmt) as f:
+        for start in range(0, max(y.shape[0], 1), 1 << 20):
+            f.write(np.clip(np.asarray(y[start : start + (1 << 20)], dtype=np.float32), -1.0, 1.0))
 
 
 def save_audio(

@@ -1,6 +1,7 @@
 """The one place that knows the order of the stages.
 
-    transfer_audio:  transcribe A -> transform (stretch, transpose) -> render_notes -> score
+    transfer_audio:  transcribe A -> transfer_transcription: transform (stretch, transpose) -> render_notes
+                     -> score
     render_notes:    note check -> render with the fitted timbre -> loudness-normalise
 
 Both work on arrays with a model that is already loaded (`load_model`), so a caller that renders many songs
@@ -26,7 +27,7 @@ from hybrid.constants import MAX_OUTPUT_SAMPLE_RATE_HZ, OUTPUT_SAMPLE_RATE_HZ, S
 from hybrid.errors import HybridError
 from hybrid.neural.renderer import Renderer
 from hybrid.notes import NoteSequence
-from hybrid.transcription import Transcriber
+from hybrid.transcription import Transcriber, Transcription
 
 PathLike = str | os.PathLike[str]
 ACOUSTICS_FIT = 1  # bumped when the room's fit changes, so cached fitted timbres are fitted again
@@ -221,7 +222,7 @@ def render_notes(
 
     checked = note_check(model.renderer, notes, timbre, model.transcriber, seed)
     return loudness_normalize(
-        render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics)
+        render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics), inplace=True
     ), checked
 
 
@@ -234,23 +235,41 @@ def transfer_audio(
     progress: Progress | None = None,
 ) -> TransferResult:
     """Play the notes and rhythm of song A (mono audio at any rate) with a fitted timbre."""
-    from hybrid.audio import mono
-    from hybrid.metrics import note_scores
     from hybrid.transcription import transcribe_audio
-    from hybrid.transform import stretch_notes, transpose_notes
 
     if options.bpm_from_timbre:
         raise HybridError("bpm_from_timbre needs the timbre song: give its tempo as bpm")
     laps = _Laps(progress)
     laps.start("transcribing the rhythm song")
     tr = transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber)
+    laps.stop("transcribe")
+    result = transfer_transcription(tr, timbre, model, options, progress)
+    result.timings_s = {**laps.times, **result.timings_s}
+    return result
+
+
+def transfer_transcription(
+    tr: Transcription,
+    timbre: FittedTimbre,
+    model: Model,
+    options: TransferOptions = TransferOptions(),
+    progress: Progress | None = None,
+) -> TransferResult:
+    """The rest of transfer_audio once A is transcribed (a caller that holds a long song can let it go first):
+    stretch and transpose the notes, render them, and score the output."""
+    from hybrid.audio import mono
+    from hybrid.metrics import note_scores
+    from hybrid.transcription import transcribe_audio
+    from hybrid.transform import stretch_notes, transpose_notes
+
     if not tr.notes.notes:
         raise HybridError("song A: no notes found (is it music with a pitch?)")
     rate = choose_rate(tr.tempo_bpm, options)
     notes = transpose_notes(stretch_notes(tr.notes, rate), options.transpose)
     if not notes.notes:
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
-    laps.start("rendering", "transcribe")
+    laps = _Laps(progress)
+    laps.start("rendering")
     y, rendered = render_notes(notes, timbre, model, options.seed, options.sample_rate_hz, options.acoustics)
     result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, options.sample_rate_hz)
     if options.score:
@@ -289,7 +308,7 @@ def transfer(
     from hybrid.audio import audio_format, load_audio, write_audio
     from hybrid.notes import midi_file
     from hybrid.outputs import Outputs
-    from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo, transcribe_audio
 
     # every output is checked against the inputs and each other before any work
     outs = Outputs([rhythm, timbre], force)
@@ -323,7 +342,11 @@ def transfer(
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
     fitted = model.timbre_of(timbre, options.calibrate, options.seed, options.library, cache, b_audio)
     laps.stop("fit")
-    result = transfer_audio(a, BP_SAMPLE_RATE_HZ, fitted, model, options, progress)
+    laps.start("transcribing the rhythm song")
+    tr = transcribe_audio(a, BP_SAMPLE_RATE_HZ, transcriber=model.transcriber)
+    del a  # a long song's samples are not needed any more
+    laps.stop("transcribe")
+    result = transfer_transcription(tr, fitted, model, options, progress)
     result.output = out
     page = None
     if report_path is not None:

@@ -96,7 +96,7 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sf, "write", broken_write)
+    monkeypatch.setattr(sf.SoundFile, "write", broken_write)
     with pytest.raises(HybridError, match="out.wav: cannot write"):
         save_audio(out, tone(8000), 8000)
     assert out.read_bytes() == b"previous result"  # untouched

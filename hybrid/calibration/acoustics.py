@@ -259,15 +259,21 @@ def _add_reverb(
 
 
 def apply_acoustics(
-    y: npt.NDArray[np.float32], sample_rate_hz: int, ac: Acoustics, room: Room, seed: int = 0
+    y: npt.NDArray[np.float32],
+    sample_rate_hz: int,
+    ac: Acoustics,
+    room: Room,
+    seed: int = 0,
+    inplace: bool = False,
 ) -> npt.NDArray[np.float32]:
     """The dry rendering (n,) in `room` (one of ac's): (n,) for a mono B, (n, 2) for a stereo one. Memory: the
-    output and a few blocks, whatever the song's length."""
+    output and a few blocks, whatever the song's length; with `inplace`, a mono B's room is added into y
+    itself (no copy of a long song)."""
     y = np.asarray(y, np.float32)
     chans = 2 if ac.channels > 1 else 1
     if room.dry and chans == 1:
         return y
-    out = [y.copy() for _ in range(chans)]
+    out = [y if inplace and chans == 1 and room.wet_db is None else y.copy() for _ in range(chans)]
     if room.wet_db is not None:
         for c in range(chans):
             _add_reverb(

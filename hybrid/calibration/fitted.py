@@ -157,4 +157,4 @@ def render_timbre(
         return y
     from hybrid.calibration.acoustics import apply_acoustics
 
-    return apply_acoustics(y, sample_rate_hz, timbre.acoustics, room, seed)
+    return apply_acoustics(y, sample_rate_hz, timbre.acoustics, room, seed, inplace=True)
