@@ -446,7 +446,7 @@ def timbre_fit(
     from hybrid.audio import file_sha256, load_audio
     from hybrid.calibration.timbre_file import SUFFIX, save_timbre
     from hybrid.outputs import check_output_path
-    from hybrid.pipeline import ACOUSTICS_FIT, TransferOptions, load_model
+    from hybrid.pipeline import FIT_VERSION, TransferOptions, load_model
 
     TransferOptions(seed=seed)  # its checks
     out = check_output_path(output, [song], force)
@@ -455,7 +455,7 @@ def timbre_fit(
     y, sr = load_audio(song, mono=False)
     model = load_model(checkpoint, device)
     fitted = model.fit_timbre(y, sr, calibrate, seed, library)
-    settings = {"calibrate": calibrate, "seed": seed, "library": library, "acoustics": ACOUSTICS_FIT}
+    settings = {"calibrate": calibrate, "seed": seed, "library": library, "fit_version": FIT_VERSION}
     save_timbre(fitted, out, model.renderer.weights_sha256, file_sha256(song), settings, replace=force)
     notes = 0 if fitted.library is None else len(fitted.library.notes)
     typer.echo(

@@ -152,15 +152,18 @@ def octave_folded_ratio(ratio: float) -> float:
 
 
 def mfcc_stats(
-    audio: npt.NDArray[np.float32], sample_rate_hz: int = SAMPLE_RATE_HZ
+    audio: npt.NDArray[np.float32],
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    analysis_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> npt.NDArray[np.float64]:
-    """(38,) = mean and std of MFCC 1-19 over audible frames."""
+    """(38,) = mean and std of MFCC 1-19 over audible frames, analysed at analysis_rate_hz (the mel bands reach
+    its Nyquist: at 22.05 kHz they see up to 11 kHz)."""
     import librosa
 
     from hybrid.audio import resample
 
-    y = resample(np.asarray(audio, np.float32), sample_rate_hz, SAMPLE_RATE_HZ)
-    m = librosa.feature.mfcc(y=y, sr=SAMPLE_RATE_HZ, n_mfcc=N_MFCC, n_fft=1024, hop_length=256)[1:]
+    y = resample(np.asarray(audio, np.float32), sample_rate_hz, analysis_rate_hz)
+    m = librosa.feature.mfcc(y=y, sr=analysis_rate_hz, n_mfcc=N_MFCC, n_fft=1024, hop_length=256)[1:]
     rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0][: m.shape[1]]
     db = 20 * np.log10(rms + 1e-10)
     keep = db > db.max() - AUDIBLE_DB
@@ -222,12 +225,14 @@ def timbre_scores(
     a: npt.NDArray[np.float32],
     b: npt.NDArray[np.float32],
     sample_rate_hz: int = SAMPLE_RATE_HZ,
+    analysis_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> TimbreScores:
-    """MFCC-statistics distances between the output, the rhythm song A and the timbre song B (mono audio)."""
+    """MFCC-statistics distances between the output, the rhythm song A and the timbre song B (mono audio, all
+    three at sample_rate_hz), analysed at analysis_rate_hz."""
     o, da, db = (
-        mfcc_stats(output, sample_rate_hz),
-        mfcc_stats(a, sample_rate_hz),
-        mfcc_stats(b, sample_rate_hz),
+        mfcc_stats(output, sample_rate_hz, analysis_rate_hz),
+        mfcc_stats(a, sample_rate_hz, analysis_rate_hz),
+        mfcc_stats(b, sample_rate_hz, analysis_rate_hz),
     )
     return TimbreScores(
         float(np.linalg.norm(o - da)), float(np.linalg.norm(o - db)), float(np.linalg.norm(da - db))

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,8 @@ from hybrid.notes import NoteSequence
 from hybrid.transcription import Transcriber, Transcription
 
 PathLike = str | os.PathLike[str]
-ACOUSTICS_FIT = 1  # bumped when the room's fit changes, so cached fitted timbres are fitted again
+FIT_VERSION = 2  # bumped when what a fit holds changes (1: B's acoustics, 2: its high band), so cached
+# fitted timbres are fitted again
 MAX_TRANSPOSE = 127  # semitones: beyond it no MIDI note stays in range
 Progress = Callable[[str], None]
 
@@ -108,6 +109,7 @@ class Model:
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
         from hybrid.calibration.acoustics import estimate_acoustics
+        from hybrid.calibration.bandwidth import measure_high_band
 
         channels = np.asarray(audio, np.float32)
         y = channels.mean(axis=1) if channels.ndim == 2 else channels
@@ -117,9 +119,10 @@ class Model:
             (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if analysed else None
         )
         acoustics = estimate_acoustics(channels, sample_rate_hz) if calibrate else None
-        return fit_timbre(
+        fitted = fit_timbre(
             self.renderer, b, calibrate, self.transcriber, seed, full_band=full, acoustics=acoustics
         )
+        return replace(fitted, high_band=measure_high_band(y, sample_rate_hz))
 
     def timbre_of(
         self,
@@ -141,8 +144,8 @@ class Model:
         if path.suffix.lower() == SUFFIX:
             return load_timbre(path, weights)
         y, sr = audio or load_audio(path)
-        # "acoustics": the version of the room's fit, so timbres cached before it are fitted again
-        settings = {"calibrate": calibrate, "seed": seed, "library": library, "acoustics": ACOUSTICS_FIT}
+        # "fit_version": timbres cached before the fit last changed are fitted again
+        settings = {"calibrate": calibrate, "seed": seed, "library": library, "fit_version": FIT_VERSION}
         cached = None
         folder = timbre_cache_dir() if cache else None
         if folder is not None:

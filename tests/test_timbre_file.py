@@ -9,7 +9,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from hybrid.cli import app
-from hybrid.pipeline import ACOUSTICS_FIT
+from hybrid.pipeline import FIT_VERSION
 
 from .conftest import EXAMPLES
 
@@ -97,5 +97,5 @@ def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
     cfg = json.loads((default_checkpoint_dir() / "config.json").read_text())
     assert meta["weights_sha256"] == cfg["weights_sha256"]
     assert meta["song_sha256"] == file_sha256(EXAMPLES / "guitar.wav")
-    assert meta["settings"] == {"calibrate": True, "seed": 4, "library": True, "acoustics": ACOUSTICS_FIT}
+    assert meta["settings"] == {"calibrate": True, "seed": 4, "library": True, "fit_version": FIT_VERSION}
     assert meta["library"]["sample_rate_hz"] == 44100 and len(meta["library"]["notes"]) >= 1

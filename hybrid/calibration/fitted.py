@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid.calibration.acoustics import Acoustics, Room
+from hybrid.calibration.bandwidth import HighBand
 from hybrid.calibration.correction import Correction
 from hybrid.calibration.note_library import NoteLibrary
 from hybrid.neural.conditioning import RELEASE_TAIL_S
@@ -50,6 +51,7 @@ class FittedTimbre:
     library: NoteLibrary | None = None  # the timbre song's clean notes, when it has any
     use_library: bool = True  # False: the note check found that the library loses these notes
     acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
+    high_band: HighBand | None = None  # B's balance above 8 kHz, for the decoder's band extension
 
     @property
     def plays_library(self) -> bool:
@@ -142,7 +144,8 @@ def render_timbre(
     acoustics: bool = True,
 ) -> npt.NDArray[np.float32]:
     """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
-    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ); then,
+    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ, its
+    band above 8 kHz filled at B's balance: hybrid.calibration.bandwidth); then,
     with `acoustics`, put in the timbre song's fitted room (mono, or (n, 2) for a stereo timbre song)."""
     if timbre.plays_library:
         assert timbre.library is not None
@@ -152,6 +155,10 @@ def render_timbre(
         from hybrid.constants import SAMPLE_RATE_HZ
 
         y = resample(render_fitted(renderer, notes, timbre, seed, tail_s), SAMPLE_RATE_HZ, sample_rate_hz)
+        if timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
+            from hybrid.calibration.bandwidth import extend_band
+
+            y = extend_band(y, sample_rate_hz, timbre.high_band)  # the band above 8 kHz, at B's balance
     room = timbre.room()
     if not acoustics or room is None or timbre.acoustics is None:
         return y

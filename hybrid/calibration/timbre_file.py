@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.calibration.acoustics import Acoustics, Room
+from hybrid.calibration.bandwidth import HighBand
 from hybrid.calibration.correction import Correction
 from hybrid.calibration.fitted import FittedTimbre
 from hybrid.calibration.note_library import NoteLibrary, RecordedNote
@@ -68,6 +69,7 @@ def save_timbre(
         "pitch_range": list(timbre.pitch_range) if timbre.pitch_range is not None else None,
         "library": library,
         "acoustics": _acoustics_meta(timbre.acoustics),
+        "high_band": None if timbre.high_band is None else timbre.high_band.as_dict(),
     }
     out = Path(path)
     with atomic_path(out, replace) as tmp:
@@ -159,6 +161,7 @@ def load_timbre(path: str | os.PathLike[str], weights_sha256: str) -> FittedTimb
             no_offset_correction=corrections["no_offset_correction"],
             library=library,
             acoustics=_acoustics_from_meta(meta.get("acoustics")),
+            high_band=HighBand.from_dict(meta["high_band"]) if meta.get("high_band") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise HybridError(f"{path}: damaged timbre file ({exc})") from None

@@ -1,0 +1,100 @@
+"""The decoder's band above 8 kHz, shaped by B's own spectrum there.
+
+The decoder renders at 16 kHz (trained on 16 kHz notes), so where it plays (B a mix, or chords only) the output
+holds nothing above 8 kHz, while B does: a string section's bow noise, a cymbal's shimmer, a voice's air. The
+note library plays full band; for the decoder hybrid replicates its top octave upwards (spectral band
+replication, as in HE-AAC): every STFT frame's 4-8 kHz bins are copied into each band above 8 kHz, scaled so
+that the band's power, relative to the 4-8 kHz band's, is B's (measured once on B's long-term spectrum). The
+high band thus follows the rendering's own attacks and decays, at B's spectral balance; a B with nothing above
+8 kHz (a 16 kHz recording) gives nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+SOURCE_HZ = (4000.0, 8000.0)  # the octave copied up
+EDGES_HZ = (8000.0, 10000.0, 12000.0, 14000.0, 17000.0, 20000.0, 24000.0)  # the bands filled
+N_FFT = 1024
+HOP = N_FFT // 4
+BLOCK_FRAMES = 4096  # a long rendering is extended block by block
+MIN_GAIN_DB = -80.0  # a band this far under the source is left empty
+
+
+@dataclass(frozen=True)
+class HighBand:
+    """B's power density in each band of EDGES_HZ relative to its 4-8 kHz band (dB); -inf above B's Nyquist."""
+
+    gains_db: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, list[float | None]]:
+        return {"gains_db": [g if np.isfinite(g) else None for g in self.gains_db]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[float | None]]) -> HighBand:
+        return cls(tuple(float("-inf") if g is None else float(g) for g in d["gains_db"]))
+
+
+def measure_high_band(b: npt.NDArray[np.float32], sample_rate_hz: int) -> HighBand | None:
+    """B's balance above 8 kHz (Welch spectrum of its audio at its own rate); None when B's rate cannot hold
+    anything above 8 kHz or its 4-8 kHz band is silent."""
+    from scipy.signal import welch
+
+    if sample_rate_hz / 2 <= EDGES_HZ[0] or len(b) < N_FFT:
+        return None
+    f, p = welch(np.asarray(b, np.float64), fs=sample_rate_hz, nperseg=4096 if len(b) >= 4096 else N_FFT)
+    source = p[(f >= SOURCE_HZ[0]) & (f < SOURCE_HZ[1])].mean()
+    if not source > 0:
+        return None
+    gains = []
+    for lo, hi in zip(EDGES_HZ[:-1], EDGES_HZ[1:], strict=True):
+        sel = (f >= lo) & (f < min(hi, sample_rate_hz / 2 * 0.98))  # not the resampler's roll-off at the top
+        gains.append(float(10 * np.log10(p[sel].mean() / source + 1e-30)) if np.any(sel) else float("-inf"))
+    return HighBand(tuple(gains))
+
+
+def _bin_map(sample_rate_hz: int, high: HighBand) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target bins, their source bins, amplitude gains): each bin above 8 kHz takes the bin of the 4-8 kHz
+    octave at the same place within it (the octave tiled upwards)."""
+    f = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate_hz)
+    width = SOURCE_HZ[1] - SOURCE_HZ[0]
+    targets, sources, gains = [], [], []
+    for (lo, hi), g in zip(zip(EDGES_HZ[:-1], EDGES_HZ[1:], strict=True), high.gains_db, strict=True):
+        if not np.isfinite(g) or g < MIN_GAIN_DB:
+            continue
+        sel = np.flatnonzero((f >= lo) & (f < hi))
+        src_hz = SOURCE_HZ[0] + (f[sel] - EDGES_HZ[0]) % width
+        targets.append(sel)
+        sources.append(np.round(src_hz / (sample_rate_hz / N_FFT)).astype(int))
+        gains.append(np.full(len(sel), 10 ** (g / 20)))
+    if not targets:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    return np.concatenate(targets), np.concatenate(sources), np.concatenate(gains)
+
+
+def extend_band(y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand) -> npt.NDArray[np.float32]:
+    """The rendering (n,) at sample_rate_hz with its band above 8 kHz filled from its 4-8 kHz octave at B's
+    balance. Block by block on a global frame grid (frames are independent), so memory does not grow with the
+    song and blocks join without a seam."""
+    from scipy.signal import istft, stft
+
+    targets, sources, gains = _bin_map(sample_rate_hz, high)
+    if len(targets) == 0 or len(y) < N_FFT:
+        return y
+    out = np.array(y, np.float32, copy=True)
+    margin = N_FFT  # samples each side: every kept sample is covered by frames wholly inside the block
+    step = BLOCK_FRAMES * HOP
+    for start in range(0, len(y), step):
+        lo = max(0, start - margin)
+        hi = min(len(y), start + step + margin)
+        seg = np.asarray(y[lo:hi], np.float64)
+        _, _, z = stft(seg, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary="zeros", padded=True)
+        high_band = np.zeros_like(z)
+        high_band[targets] = z[sources] * gains[:, None]
+        _, added = istft(high_band, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=True)
+        keep_lo, keep_hi = start - lo, min(start + step, len(y)) - lo
+        out[start : start + keep_hi - keep_lo] += added[keep_lo:keep_hi].astype(np.float32)
+    return out
