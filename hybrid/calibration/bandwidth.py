@@ -3,8 +3,8 @@
 The decoder renders at 16 kHz (trained on 16 kHz notes), so where it plays (B a mix, or chords only) the output
 holds nothing above 8 kHz, while B does: a string section's bow noise, a cymbal's shimmer, a voice's air. The
 note library plays full band; for the decoder hybrid replicates its top octave upwards (spectral band
-replication, as in HE-AAC): every STFT frame's 4-8 kHz bins are copied into each band above 8 kHz, scaled so
-that the band's power, relative to the 4-8 kHz band's, is B's (measured once on B's long-term spectrum). The
+replication, as in HE-AAC): every STFT frame's 3.6-7.2 kHz bins are copied into each band above 8 kHz, scaled so
+that the band's power, relative to the 3.6-7.2 kHz octave's, is B's (measured once on B's long-term spectrum). The
 high band thus follows the rendering's own attacks and decays, at B's spectral balance; a B with nothing above
 8 kHz (a 16 kHz recording) gives nothing.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-SOURCE_HZ = (4000.0, 8000.0)  # the octave copied up
+SOURCE_HZ = (3600.0, 7200.0)  # the octave copied up (below the 16 kHz rendering's roll-off from 7.6 kHz)
 EDGES_HZ = (8000.0, 10000.0, 12000.0, 14000.0, 17000.0, 20000.0, 24000.0)  # the bands filled
 N_FFT = 1024
 HOP = N_FFT // 4
@@ -26,7 +26,7 @@ MIN_GAIN_DB = -80.0  # a band this far under the source is left empty
 
 @dataclass(frozen=True)
 class HighBand:
-    """B's power density in each band of EDGES_HZ relative to its 4-8 kHz band (dB); -inf above B's Nyquist."""
+    """B's power density in each band of EDGES_HZ relative to its SOURCE_HZ octave (dB); -inf above B's Nyquist."""
 
     gains_db: tuple[float, ...]
 
@@ -40,7 +40,7 @@ class HighBand:
 
 def measure_high_band(b: npt.NDArray[np.float32], sample_rate_hz: int) -> HighBand | None:
     """B's balance above 8 kHz (Welch spectrum of its audio at its own rate); None when B's rate cannot hold
-    anything above 8 kHz or its 4-8 kHz band is silent."""
+    anything above 8 kHz or its SOURCE_HZ octave is silent."""
     from scipy.signal import welch
 
     if sample_rate_hz / 2 <= EDGES_HZ[0] or len(b) < N_FFT:
@@ -57,18 +57,21 @@ def measure_high_band(b: npt.NDArray[np.float32], sample_rate_hz: int) -> HighBa
 
 
 def _bin_map(sample_rate_hz: int, high: HighBand) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target bins, their source bins, amplitude gains): each bin above 8 kHz takes the bin of the 4-8 kHz
-    octave at the same place within it (the octave tiled upwards)."""
-    f = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate_hz)
-    width = SOURCE_HZ[1] - SOURCE_HZ[0]
+    """(target bins, their source bins, amplitude gains): each bin above 8 kHz takes the bin of the SOURCE_HZ
+    octave at the same place within it (the octave tiled upwards). The shift is a multiple of 4 bins, so a
+    copied component advances its phase from frame to frame (hop N_FFT / 4) as a component at its new
+    frequency would: frames overlap-add without cancelling."""
+    step = sample_rate_hz / N_FFT
+    k_lo = int(round(SOURCE_HZ[0] / step))
+    width = 4 * int(round((SOURCE_HZ[1] - SOURCE_HZ[0]) / step / 4))
+    f = np.arange(N_FFT // 2 + 1) * step
     targets, sources, gains = [], [], []
     for (lo, hi), g in zip(zip(EDGES_HZ[:-1], EDGES_HZ[1:], strict=True), high.gains_db, strict=True):
         if not np.isfinite(g) or g < MIN_GAIN_DB:
             continue
         sel = np.flatnonzero((f >= lo) & (f < hi))
-        src_hz = SOURCE_HZ[0] + (f[sel] - EDGES_HZ[0]) % width
         targets.append(sel)
-        sources.append(np.round(src_hz / (sample_rate_hz / N_FFT)).astype(int))
+        sources.append(k_lo + (sel - k_lo) % width)
         gains.append(np.full(len(sel), 10 ** (g / 20)))
     if not targets:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
@@ -76,7 +79,7 @@ def _bin_map(sample_rate_hz: int, high: HighBand) -> tuple[np.ndarray, np.ndarra
 
 
 def extend_band(y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand) -> npt.NDArray[np.float32]:
-    """The rendering (n,) at sample_rate_hz with its band above 8 kHz filled from its 4-8 kHz octave at B's
+    """The rendering (n,) at sample_rate_hz with its band above 8 kHz filled from its SOURCE_HZ octave at B's
     balance. Block by block on a global frame grid (frames are independent), so memory does not grow with the
     song and blocks join without a seam."""
     from scipy.signal import istft, stft

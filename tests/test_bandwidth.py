@@ -1,0 +1,68 @@
+"""The decoder's band above 8 kHz, filled at B's balance (hybrid.calibration.bandwidth), checked against spectra
+computed here with scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfiltfilt, welch
+
+from hybrid.calibration import bandwidth
+from hybrid.calibration.bandwidth import EDGES_HZ, HighBand, extend_band, measure_high_band
+
+SR = 44_100
+
+
+def noise(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def band_db(y: np.ndarray, lo: float, hi: float) -> float:
+    f, p = welch(y.astype(np.float64), fs=SR, nperseg=4096)
+    return float(10 * np.log10(p[(f >= lo) & (f < hi)].mean()))
+
+
+def test_white_noise_is_flat_above_8_khz():
+    high = measure_high_band(noise(), SR)
+    assert high is not None and len(high.gains_db) == len(EDGES_HZ) - 1
+    np.testing.assert_allclose(high.gains_db[:-1], 0.0, atol=0.5)
+
+
+def test_a_recording_at_22_khz_has_no_band_above_its_nyquist():
+    from hybrid.audio import resample
+
+    high = measure_high_band(resample(noise(), SR, 22_050), 22_050)
+    assert high is not None
+    assert np.isfinite(high.gains_db[0])  # 8-10 kHz: within 11 kHz
+    assert all(not np.isfinite(g) for g in high.gains_db[2:])  # 12 kHz and up: nothing there
+    assert measure_high_band(noise()[:16000], 16_000) is None  # a 16 kHz song has no band above 8 kHz
+
+
+@pytest.mark.parametrize("gain_db", [0.0, -10.0, -25.0])
+def test_extension_puts_each_band_at_bs_balance(gain_db):
+    # white noise low-passed at 8 kHz (as the decoder's output), extended with every band gain_db under the
+    # 3.6-7.2 kHz octave: each band's power density lands within 1 dB of that
+    sos = butter(12, 7900, fs=SR, output="sos")
+    narrow = sosfiltfilt(sos, noise()).astype(np.float32)
+    assert band_db(narrow, 9000, 12000) < band_db(narrow, 4000, 8000) - 40
+    out = extend_band(narrow, SR, HighBand((gain_db,) * (len(EDGES_HZ) - 1)))
+    ref = band_db(out, 3600, 7200)
+    for lo, hi in ((9000, 12000), (12000, 16000), (16000, 20000)):  # above the low-pass's roll-off
+        assert band_db(out, lo, hi) - ref == pytest.approx(gain_db, abs=1.0)
+    spec_out, spec_in = np.fft.rfft(out.astype(np.float64)), np.fft.rfft(narrow.astype(np.float64))
+    below = np.fft.rfftfreq(len(out), 1 / SR) < 7000  # below 7 kHz nothing changes (within 1%)
+    assert np.abs(spec_out[below] - spec_in[below]).max() < 0.01 * np.abs(spec_in[below]).max()
+
+
+def test_blocks_join_without_a_seam(monkeypatch):
+    sos = butter(12, 7900, fs=SR, output="sos")
+    narrow = sosfiltfilt(sos, noise(3.0, seed=2)).astype(np.float32)
+    high = HighBand((-6.0,) * (len(EDGES_HZ) - 1))
+    whole = extend_band(narrow, SR, high)  # one block
+    monkeypatch.setattr(bandwidth, "BLOCK_FRAMES", 37)  # 37 frames of 256 samples: about 60 blocks
+    np.testing.assert_allclose(extend_band(narrow, SR, high), whole, atol=1e-6)
+
+
+def test_high_band_round_trips_through_a_dict():
+    high = HighBand((-3.0, -7.5, float("-inf"), float("-inf"), float("-inf"), float("-inf")))
+    assert HighBand.from_dict(high.as_dict()) == high
