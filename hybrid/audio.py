@@ -167,26 +167,43 @@ def loudness_normalize(
 ) -> FloatArray:
     """Bring the RMS to target_rms_dbfs, then lower the gain if needed so the peak stays under peak_dbfs; with
     `inplace` (float32 y that the caller no longer needs as it was), in y itself: no copy of a long song."""
-    if y.size == 0:
+    gain = loudness_gain(y, target_rms_dbfs, peak_dbfs)
+    if gain == 1.0 and (y.dtype == np.float32 or y.size == 0):
         return y
-    # in blocks: no float64 copy of a long song's samples (a 10-minute song at 44.1 kHz is 212 MB as float64)
-    block = 1 << 20
+    if inplace and y.dtype == np.float32:
+        return np.multiply(y, np.float32(gain), out=y)
+    return np.multiply(y, np.float32(gain), dtype=np.float32)
+
+
+def rms(y: FloatArray) -> float:
+    """The RMS of all samples, summed in float64 blocks: no float64 copy of a long song (a 10-minute song at
+    44.1 kHz is 212 MB as float64)."""
     flat = y.reshape(-1)
+    if flat.size == 0:
+        return 0.0
+    block = 1 << 20
     energy = sum(
         float(np.dot(b, b))
         for b in (flat[i : i + block].astype(np.float64) for i in range(0, flat.size, block))
     )
-    rms = math.sqrt(energy / flat.size)
-    if rms < 1e-9:
-        return y
-    gain = 10 ** (target_rms_dbfs / 20) / rms
+    return math.sqrt(energy / flat.size)
+
+
+def loudness_gain(y: FloatArray, target_rms_dbfs: float = -20.0, peak_dbfs: float = -1.0) -> float:
+    """The gain loudness_normalize applies (1 for silence)."""
+    if y.size == 0:
+        return 1.0
+    level = rms(y)
+    if level < 1e-9:
+        return 1.0
+    gain = 10 ** (target_rms_dbfs / 20) / level
+    block = 1 << 20
+    flat = y.reshape(-1)
     peak = max(float(np.max(np.abs(flat[i : i + block]))) for i in range(0, flat.size, block)) * gain
     limit = 10 ** (peak_dbfs / 20)
     if peak > limit:
         gain *= limit / peak
-    if inplace and y.dtype == np.float32:
-        return np.multiply(y, np.float32(gain), out=y)
-    return np.multiply(y, np.float32(gain), dtype=np.float32)
+    return gain
 
 
 AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}

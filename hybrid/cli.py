@@ -103,6 +103,24 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def parse_note(note: str | None) -> float | None:
+    """A note name (C3, F#2, Bb4) or a MIDI number; None stays None."""
+    if note is None:
+        return None
+    try:
+        return float(note)
+    except ValueError:
+        pass
+    import pretty_midi
+
+    try:
+        return float(pretty_midi.note_name_to_number(note))
+    except (ValueError, KeyError, IndexError):
+        raise HybridError(
+            f"--split-at: {note!r} is neither a note name (C3, F#2) nor a MIDI number"
+        ) from None
+
+
 def check_workers(workers: int) -> None:
     if not 1 <= workers <= 256:
         raise HybridError(f"--workers must be between 1 and 256, got {workers}")
@@ -260,6 +278,36 @@ def transfer(
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write an HTML report (plots, players).")
     ] = None,
+    drums: Annotated[
+        str,
+        typer.Option(
+            "--drums",
+            help="keep: A's drums under the notes when A has a clear percussive part (else nothing to keep); "
+            "drop: never.",
+        ),
+    ] = "keep",
+    drums_level: Annotated[
+        float, typer.Option("--drums-level", help="The kept drums' level in dB, relative to A's own balance.")
+    ] = 0.0,
+    bass_timbre: Annotated[
+        Path | None,
+        typer.Option(
+            "--bass-timbre",
+            help="Song C: the bass line (lowest voice, or notes under --split-at) in its sound.",
+        ),
+    ] = None,
+    split_at: Annotated[
+        str | None,
+        typer.Option(
+            "--split-at", help="With --bass-timbre: the notes under this note (C3 or 48) are the bass."
+        ),
+    ] = None,
+    stems: Annotated[
+        Path | None,
+        typer.Option(
+            "--stems", help="Also write a folder of stems: one file per part and the drums, as mixed."
+        ),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
@@ -278,7 +326,12 @@ def transfer(
         library=library,
         sample_rate_hz=sample_rate,
         acoustics=not dry,
+        drums=drums,
+        drums_level_db=drums_level,
+        split_at=parse_note(split_at),
     )
+    if split_at is not None and bass_timbre is None:
+        raise HybridError("--split-at needs --bass-timbre (the part under it is played with that timbre)")
     console = Console(stderr=True)
     with console.status("starting") as status:
         result = do_transfer(
@@ -294,11 +347,13 @@ def transfer(
             cache=cache,
             report=report,
             report_settings={"checkpoint": str(checkpoint or "default (shipped)"), "device": device},
+            bass_timbre=bass_timbre,
+            stems=stems,
         )
     f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
-        f" note F1 vs A {f1}"
+        f" note F1 vs A {f1}, drums {result.drums}"
     )
 
 

@@ -75,6 +75,17 @@ class NoteSequence:
         return NoteSequence(notes, self.tempo_bpm)
 
 
+def midi_file_parts(parts: dict[str, NoteSequence]) -> Any:
+    """A pretty_midi.PrettyMIDI with one track per part (named after it), at the first part's tempo."""
+    tracks = [midi_file(seq) for seq in parts.values()]
+    pm = tracks[0]
+    pm.instruments[0].name = next(iter(parts))
+    for name, other in zip(list(parts)[1:], tracks[1:], strict=True):
+        other.instruments[0].name = name
+        pm.instruments.append(other.instruments[0])
+    return pm
+
+
 def midi_file(seq: NoteSequence, program: int = 0) -> Any:
     """A one-track pretty_midi.PrettyMIDI whose tempo is seq.tempo_bpm; note times stay in seconds. Pitch bends
     are kept for notes that do not overlap another note (MIDI bends a whole channel)."""

@@ -50,6 +50,9 @@ class TransferOptions:
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ  # of the output
     score: bool = True  # re-transcribe the output and score it against the rendered notes
     acoustics: bool = True  # put the rendering in the timbre song's fitted room (False: --dry)
+    drums: str = "drop"  # "keep": A's percussive part kept under the notes, and A less it transcribed
+    drums_level_db: float = 0.0  # the kept drums against the notes, relative to A's own balance
+    split_at: float | None = None  # MIDI pitch: with a bass timbre, the notes under it are the bass part
 
     def __post_init__(self) -> None:
         """Every option is checked when the options are made, before any slow work."""
@@ -67,6 +70,13 @@ class TransferOptions:
             )
         if not 0 <= self.seed < 2**32:
             raise HybridError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
+        from hybrid.parts import check_drums_options
+
+        check_drums_options(self.drums, self.drums_level_db)
+        if self.split_at is not None and not 0 <= self.split_at <= 127:
+            raise HybridError(
+                f"--split-at must be a MIDI note 0-127 (or a name such as C3), got {self.split_at}"
+            )
         if not SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_OUTPUT_SAMPLE_RATE_HZ:
             raise HybridError(
                 f"--sample-rate must be {SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ} Hz, got {self.sample_rate_hz}"
@@ -86,6 +96,11 @@ class TransferResult:
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
     timings_s: dict[str, float] = field(default_factory=dict)
     output: Path | None = None  # where the file-level transfer wrote it
+    drums: str = "dropped"  # "kept" (--drums keep) or "dropped"
+    parts: dict[str, NoteSequence] = field(default_factory=dict)  # the notes of each part, when split
+    stems: dict[str, npt.NDArray[np.float32]] = field(
+        default_factory=dict
+    )  # each part and the drums, as mixed
 
 
 @dataclass
@@ -215,18 +230,56 @@ def render_notes(
     seed: int = 0,
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ,
     acoustics: bool = True,
+    normalize: bool = True,
 ) -> tuple[npt.NDArray[np.float32], FittedTimbre]:
     """Notes -> audio at `sample_rate_hz` as hybrid writes it ((n,), or (n, 2) for a stereo timbre song), and
     the timbre as rendered: the note check keeps as much of the calibration's offset, and of the note library,
     as the notes allow; then the notes are rendered, with `acoustics` put in the timbre song's fitted room, and
-    normalised."""
+    normalised (unless `normalize` is False: a part of a mix)."""
     from hybrid.audio import loudness_normalize
     from hybrid.calibration import note_check, render_timbre
 
     checked = note_check(model.renderer, notes, timbre, model.transcriber, seed)
-    return loudness_normalize(
-        render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics), inplace=True
-    ), checked
+    y = render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics)
+    return (loudness_normalize(y, inplace=True) if normalize else y), checked
+
+
+@dataclass
+class RhythmSong:
+    """Song A as the rest of a transfer takes it: its transcription, and its drums when they are kept."""
+
+    transcription: Transcription
+    drums: npt.NDArray[np.float32] | None = None  # A's percussive part (mono) at drums_rate_hz
+    drums_rate_hz: int = 0
+    drums_to_rest_db: float = 0.0  # the drums' level against the rest of A
+    drums_state: str = "dropped"
+
+
+def transcribe_rhythm(
+    a: npt.NDArray[np.float32],
+    sample_rate_hz: int,
+    model: Model,
+    options: TransferOptions,
+    full_band: Callable[[], tuple[npt.NDArray[np.float32], int]] | None = None,
+) -> RhythmSong:
+    """Transcribe A (mono, any rate); with --drums keep, transcribe A less its percussive part and keep that
+    part (separated again from `full_band()`, A at its own rate, when given)."""
+    from hybrid.audio import rms
+    from hybrid.transcription import transcribe_audio
+
+    if options.drums != "keep":
+        return RhythmSong(transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber))
+    from hybrid.parts import split_drums
+
+    split = split_drums(a, sample_rate_hz)
+    tr = transcribe_audio(split.rest, sample_rate_hz, transcriber=model.transcriber)
+    ratio_db = 20 * np.log10(max(rms(split.percussive), 1e-12) / max(rms(split.rest), 1e-12))
+    drums, rate = split.percussive, sample_rate_hz
+    if full_band is not None:
+        del split
+        y, rate = full_band()
+        drums = split_drums(y, rate).percussive
+    return RhythmSong(tr, drums, rate, ratio_db, "kept")
 
 
 def transfer_audio(
@@ -236,35 +289,40 @@ def transfer_audio(
     model: Model,
     options: TransferOptions = TransferOptions(),
     progress: Progress | None = None,
+    bass_timbre: FittedTimbre | None = None,
 ) -> TransferResult:
-    """Play the notes and rhythm of song A (mono audio at any rate) with a fitted timbre."""
-    from hybrid.transcription import transcribe_audio
-
+    """Play the notes and rhythm of song A (mono audio at any rate) with a fitted timbre (and the bass line
+    with `bass_timbre`), with --drums keep over A's percussive part."""
     if options.bpm_from_timbre:
         raise HybridError("bpm_from_timbre needs the timbre song: give its tempo as bpm")
     laps = _Laps(progress)
     laps.start("transcribing the rhythm song")
-    tr = transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber)
+    song = transcribe_rhythm(a, sample_rate_hz, model, options)
     laps.stop("transcribe")
-    result = transfer_transcription(tr, timbre, model, options, progress)
+    result = transfer_transcription(song, timbre, model, options, progress, bass_timbre)
     result.timings_s = {**laps.times, **result.timings_s}
     return result
 
 
 def transfer_transcription(
-    tr: Transcription,
+    song: RhythmSong | Transcription,
     timbre: FittedTimbre,
     model: Model,
     options: TransferOptions = TransferOptions(),
     progress: Progress | None = None,
+    bass_timbre: FittedTimbre | None = None,
 ) -> TransferResult:
     """The rest of transfer_audio once A is transcribed (a caller that holds a long song can let it go first):
-    stretch and transpose the notes, render them, and score the output."""
-    from hybrid.audio import mono
+    stretch and transpose the notes, render them (each part with its timbre), mix A's drums under them when
+    kept, and score the notes."""
+    from hybrid.audio import loudness_gain, loudness_normalize, mono, rms
     from hybrid.metrics import note_scores
     from hybrid.transcription import transcribe_audio
     from hybrid.transform import stretch_notes, transpose_notes
 
+    if isinstance(song, Transcription):
+        song = RhythmSong(song)
+    tr = song.transcription
     if not tr.notes.notes:
         raise HybridError("song A: no notes found (is it music with a pitch?)")
     rate = choose_rate(tr.tempo_bpm, options)
@@ -273,11 +331,49 @@ def transfer_transcription(
         raise HybridError(f"--transpose {options.transpose} moves every note out of the MIDI range")
     laps = _Laps(progress)
     laps.start("rendering")
-    y, rendered = render_notes(notes, timbre, model, options.seed, options.sample_rate_hz, options.acoustics)
-    result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, options.sample_rate_hz)
+    sr = options.sample_rate_hz
+    parts = {"notes": notes}
+    stems: dict[str, npt.NDArray[np.float32]] = {}
+    if bass_timbre is not None:
+        from hybrid.parts import bass_line
+
+        bass, rest = bass_line(notes, options.split_at)
+        parts = {name: p for name, p in (("bass", bass), ("rest", rest)) if p.notes}
+    if len(parts) == 1 and song.drums is None:
+        # one part, no drums: the rendering as it always was
+        t = bass_timbre if "bass" in parts and bass_timbre is not None else timbre
+        y, rendered = render_notes(next(iter(parts.values())), t, model, options.seed, sr, options.acoustics)
+        scored = y
+    else:
+        rendered = timbre
+        for name, part in parts.items():
+            t = bass_timbre if name == "bass" and bass_timbre is not None else timbre
+            stems[name], checked = render_notes(
+                part, t, model, options.seed, sr, options.acoustics, normalize=False
+            )
+            if name != "bass":
+                rendered = checked
+        if song.drums is not None:
+            stems["drums"] = _drums_stem(song, rate, sr)
+        stems = _same_shape(stems)
+        notes_mix = np.sum([v for k, v in stems.items() if k != "drums"], axis=0, dtype=np.float32)
+        if "drums" in stems:
+            # the drums at A's own balance against the notes (and --drums-level)
+            level = rms(notes_mix) / max(rms(stems["drums"]), 1e-12)
+            stems["drums"] *= np.float32(
+                level * 10 ** ((song.drums_to_rest_db + options.drums_level_db) / 20)
+            )
+        y = np.sum(list(stems.values()), axis=0, dtype=np.float32)
+        gain = np.float32(loudness_gain(y))
+        y = y * gain
+        stems = {k: v * gain for k, v in stems.items()}
+        scored = loudness_normalize(notes_mix)  # the notes are scored without the drums
+    result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, sr)
+    result.drums, result.stems = song.drums_state, stems
+    result.parts = parts if len(parts) > 1 else {}
     if options.score:
         laps.start("scoring", "render")
-        again = transcribe_audio(mono(y), options.sample_rate_hz, transcriber=model.transcriber)
+        again = transcribe_audio(mono(scored), sr, transcriber=model.transcriber)
         result.onset_f1 = note_scores(notes, again.notes).onset_f1
         result.output_tempo_bpm = again.tempo_bpm
         result.output_notes = again.notes
@@ -286,6 +382,29 @@ def transfer_transcription(
         laps.stop("render")
     result.timings_s = laps.times
     return result
+
+
+def _drums_stem(song: RhythmSong, rate: float, sample_rate_hz: int) -> npt.NDArray[np.float32]:
+    """A's drums at the output rate, stretched with Rubber Band as the notes were."""
+    from hybrid.audio import resample
+    from hybrid.transform import stretch_audio
+
+    assert song.drums is not None
+    d = song.drums
+    if rate != 1.0:
+        d = stretch_audio(d, song.drums_rate_hz, rate)
+    return resample(np.asarray(d, np.float32), song.drums_rate_hz, sample_rate_hz)
+
+
+def _same_shape(stems: dict[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArray[np.float32]]:
+    """The stems padded to the longest, and all stereo when any is."""
+    n = max(len(v) for v in stems.values())
+    stereo = any(v.ndim == 2 for v in stems.values())
+    out = {}
+    for k, v in stems.items():
+        v = np.pad(v, [(0, n - len(v))] + [(0, 0)] * (v.ndim - 1))
+        out[k] = np.repeat(v[:, None], 2, axis=1) if stereo and v.ndim == 1 else v
+    return out
 
 
 def transfer(
@@ -302,25 +421,29 @@ def transfer(
     cache: bool = True,
     report: PathLike | None = None,
     report_settings: dict[str, str] | None = None,
+    bass_timbre: PathLike | None = None,
+    stems: PathLike | None = None,
 ) -> TransferResult:
-    """Play `rhythm`'s notes and rhythm with `timbre`'s timbre; write `output` (wav, flac, ogg or mp3) and,
-    with `midi_out`, the rendered notes at their real tempo, and with `report` the HTML report; all of them or
-    none. Loads the model (`checkpoint` on `device`) unless one is given."""
+    """Play `rhythm`'s notes and rhythm with `timbre`'s timbre (its bass line with `bass_timbre`'s), over A's
+    drums when it has them; write `output` (wav, flac, ogg or mp3) and, with `midi_out`, the rendered notes at
+    their real tempo (one track per part), with `report` the HTML report, with `stems` a folder of one file per
+    part and the drums; all of them or none. Loads the model (`checkpoint` on `device`) unless one is given."""
     from dataclasses import replace
 
     from hybrid.audio import audio_format, load_audio, write_audio
-    from hybrid.notes import midi_file
+    from hybrid.notes import midi_file, midi_file_parts
     from hybrid.outputs import Outputs
-    from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo, transcribe_audio
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, estimate_tempo
 
     # every output is checked against the inputs and each other before any work
-    outs = Outputs([rhythm, timbre], force)
+    outs = Outputs([rhythm, timbre, *([bass_timbre] if bass_timbre is not None else [])], force)
     out = outs.add(output)
     assert out is not None
     audio_format(out)  # an unsupported extension is refused before any work
     midi_path = outs.add(midi_out)
     if midi_path is not None and midi_path.suffix.lower() not in (".mid", ".midi"):
         raise HybridError(f"{midi_path}: --midi-out is written to a .mid or .midi file")
+    stems_dir = outs.add(stems, folder=True)
     report_path = outs.add(report)
     if report_path is not None:
         if Path(timbre).suffix.lower() == ".timbre":
@@ -332,6 +455,7 @@ def transfer(
     # both songs are read (and any problem with them reported) before the model is loaded
     a, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
     b_audio = read_timbre_song(timbre)
+    c_audio = read_timbre_song(bass_timbre) if bass_timbre is not None else None
     if b_audio is None and options.bpm_from_timbre:
         raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     if b_audio is not None and options.bpm_from_timbre:
@@ -344,12 +468,19 @@ def transfer(
     model = model or load_model(checkpoint, device)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
     fitted = model.timbre_of(timbre, options.calibrate, options.seed, options.library, cache, b_audio)
+    bass_fitted = None
+    if bass_timbre is not None:
+        bass_fitted = model.timbre_of(
+            bass_timbre, options.calibrate, options.seed, options.library, cache, c_audio
+        )
     laps.stop("fit")
     laps.start("transcribing the rhythm song")
-    tr = transcribe_audio(a, BP_SAMPLE_RATE_HZ, transcriber=model.transcriber)
+    # A's drums, when kept, are separated again from A at its own rate: full band
+    song = transcribe_rhythm(a, BP_SAMPLE_RATE_HZ, model, options, full_band=lambda: load_audio(rhythm))
     del a  # a long song's samples are not needed any more
     laps.stop("transcribe")
-    result = transfer_transcription(tr, fitted, model, options, progress)
+    result = transfer_transcription(song, fitted, model, options, progress, bass_fitted)
+    del song
     result.output = out
     page = None
     if report_path is not None:
@@ -360,7 +491,12 @@ def transfer(
     with outs.writing() as tmp:
         write_audio(tmp(out), out, result.audio, result.sample_rate_hz)
         if midi_path is not None:
-            midi_file(result.notes).write(str(tmp(midi_path)))
+            midi = midi_file_parts(result.parts) if result.parts else midi_file(result.notes)
+            midi.write(str(tmp(midi_path)))
+        if stems_dir is not None:
+            folder = tmp(stems_dir)
+            for name, y in (result.stems or {"notes": result.audio}).items():
+                write_audio(folder / f"{name}.wav", folder / f"{name}.wav", y, result.sample_rate_hz)
         if report_path is not None and page is not None:
             tmp(report_path).write_text(page)
     laps.stop("write")

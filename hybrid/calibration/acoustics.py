@@ -294,9 +294,9 @@ def apply_acoustics(
 
 
 def _rms(y: npt.NDArray[np.float32]) -> float:
-    return float(
-        np.sqrt(sum(float(np.dot(b, b)) for b in np.array_split(y, max(1, len(y) // BLOCK))) / max(len(y), 1))
-    )
+    from hybrid.audio import rms
+
+    return rms(y)
 
 
 def _frame_powers(y: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float64]:

@@ -1,0 +1,84 @@
+"""Whole songs: A's drums kept under the rendered notes, and A's notes split into parts with their own timbres.
+
+- `split_drums`: harmonic-percussive separation by median filtering (librosa's HPSS, Fitzgerald 2010), block by
+  block so that memory does not grow with the song. The percussive part, separated with a margin of 2 (only
+  what is clearly percussive), is A's drums; A less its drums is what hybrid transcribes, so drum hits leave
+  no stray notes. It runs when asked (`--drums keep`): telling a drum kit from a solo instrument's own
+  attacks by these parts was tried and failed (docs/design.md), so hybrid does not guess.
+- `split_parts`: the bass line (each note that no lower note sounds with at its onset, or every note under
+  `--split-at`) and the rest, for a bass timbre of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid.errors import HybridError
+from hybrid.notes import NoteSequence
+
+DRUMS_MODES = ("keep", "drop")
+HPSS_N_FFT = 2048
+HPSS_HOP = 512
+HPSS_MARGIN = 2.0  # a bin is percussive when it is twice as percussive as harmonic
+HPSS_BLOCK_S = 30.0  # A is separated in blocks of 30 s ...
+HPSS_CONTEXT_S = 2.0  # ... each with 2 s of context on either side (the median filters span 0.7 s)
+MAX_DRUMS_LEVEL_DB = 24.0
+
+
+@dataclass
+class Drums:
+    """A split into its percussive part (the drums) and the rest, at A's rate."""
+
+    percussive: npt.NDArray[np.float32]
+    rest: npt.NDArray[np.float32]
+    sample_rate_hz: int
+
+
+def check_drums_options(mode: str, level_db: float) -> None:
+    if mode not in DRUMS_MODES:
+        raise HybridError(f"--drums must be one of {', '.join(DRUMS_MODES)}, got {mode!r}")
+    if not (np.isfinite(level_db) and abs(level_db) <= MAX_DRUMS_LEVEL_DB):
+        raise HybridError(
+            f"--drums-level must be between -{MAX_DRUMS_LEVEL_DB:g} and {MAX_DRUMS_LEVEL_DB:g} dB, got {level_db}"
+        )
+
+
+def split_drums(a: npt.NDArray[np.float32], sample_rate_hz: int) -> Drums:
+    """A's percussive part and the rest (mono, A's rate), separated block by block."""
+    import librosa
+
+    y = np.asarray(a, np.float32)
+    percussive = np.zeros_like(y)
+    block = int(HPSS_BLOCK_S * sample_rate_hz) // HPSS_HOP * HPSS_HOP
+    context = int(HPSS_CONTEXT_S * sample_rate_hz) // HPSS_HOP * HPSS_HOP
+    for start in range(0, len(y), block):
+        lo, hi = max(0, start - context), min(len(y), start + block + context)
+        seg = y[lo:hi]
+        spec = librosa.stft(seg, n_fft=HPSS_N_FFT, hop_length=HPSS_HOP)
+        _, perc = librosa.decompose.hpss(spec, margin=HPSS_MARGIN)
+        p = librosa.istft(perc, hop_length=HPSS_HOP, n_fft=HPSS_N_FFT, length=len(seg))
+        keep = slice(start - lo, min(start + block, len(y)) - lo)
+        percussive[start : start + (keep.stop - keep.start)] = p[keep]
+    return Drums(percussive, y - percussive, sample_rate_hz)
+
+
+def bass_line(notes: NoteSequence, split_at: float | None = None) -> tuple[NoteSequence, NoteSequence]:
+    """(the bass part, the rest): with split_at (MIDI), the notes below it; else the lowest voice: each note
+    that no lower note sounds with at its onset."""
+    seq = sorted(notes.notes, key=lambda n: (n.onset_s, n.pitch_midi))
+    low: list[bool] = []
+    if split_at is not None:
+        low = [n.pitch_midi < split_at for n in seq]
+    else:
+        sounding: list = []  # sweep in onset order, keeping the notes that still sound
+        for n in seq:
+            sounding = [m for m in sounding if m.offset_s > n.onset_s]
+            low.append(not any(m.pitch_midi < n.pitch_midi for m in sounding))
+            sounding.append(n)
+    return (
+        NoteSequence([n for n, b in zip(seq, low, strict=True) if b], notes.tempo_bpm),
+        NoteSequence([n for n, b in zip(seq, low, strict=True) if not b], notes.tempo_bpm),
+    )
