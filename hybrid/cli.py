@@ -282,10 +282,10 @@ def transfer(
         str,
         typer.Option(
             "--drums",
-            help="keep: A's drums under the notes when A has a clear percussive part (else nothing to keep); "
-            "drop: never.",
+            help="drop: A's notes only (the default); keep: A's percussive part (its drums) under the notes, "
+            "and A less it transcribed.",
         ),
-    ] = "keep",
+    ] = "drop",
     drums_level: Annotated[
         float, typer.Option("--drums-level", help="The kept drums' level in dB, relative to A's own balance.")
     ] = 0.0,

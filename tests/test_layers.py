@@ -18,7 +18,7 @@ LAYERS = [
     ["outputs"],
     ["audio"],
     ["notes"],
-    ["beats", "transform"],
+    ["beats", "transform", "parts"],
     ["transcription", "metrics", "neural", "data"],
     ["calibration", "baselines", "training"],
     ["report", "api"],
@@ -90,16 +90,17 @@ def test_the_layer_check_can_fail(tmp_path):
 
 
 def test_the_stage_order_is_written_once():
-    # The note check and the loudness normalisation of a rendering happen in one function of the package.
+    # The note check, the rendering and its loudness normalisation happen in one function of the package.
     calls = {
         "note_check(": [p for p in PACKAGE.rglob("*.py") if "note_check(" in p.read_text()],
-        "loudness_normalize(render_timbre": [
+        "render_timbre(": [
             p
             for p in PACKAGE.rglob("*.py")
-            if "loudness_normalize(render_timbre" in p.read_text().replace("(\n        ", "(")
+            if "render_timbre(" in p.read_text() and p.parent.name != "calibration"
         ],
     }
-    assert [p.name for p in calls["loudness_normalize(render_timbre"]] == ["pipeline.py"]
+    assert [p.name for p in calls["render_timbre("]] == ["pipeline.py"]
+    assert (PACKAGE / "pipeline.py").read_text().count("render_timbre(") == 1
     callers = [p for p in calls["note_check("] if p.parent.name != "calibration"]
     assert [p.name for p in callers] == ["pipeline.py"]
     assert (PACKAGE / "pipeline.py").read_text().count("note_check(") == 1
