@@ -39,8 +39,9 @@ EXCERPT_LEN_S = 20.0
 RATE = 22_050
 
 
-def slakh_mixes() -> list[tuple[str, np.ndarray, int, NoteSequence | None]]:
-    """(name, audio, rate, pitched ground truth) of the rendered Slakh excerpts."""
+def slakh_mixes(drums: bool = True) -> list[tuple[str, np.ndarray, int, NoteSequence | None]]:
+    """(name, audio, rate, pitched ground truth) of the rendered Slakh excerpts (without the drum track when
+    `drums` is False)."""
     import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(str(SLAKH / "all_src.mid"))
@@ -50,6 +51,8 @@ def slakh_mixes() -> list[tuple[str, np.ndarray, int, NoteSequence | None]]:
         ex = pretty_midi.PrettyMIDI(initial_tempo=120.0)
         truth = []
         for inst in pm.instruments:
+            if inst.is_drum and not drums:
+                continue
             new = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum)
             for n in inst.notes:
                 if t0 <= n.start < t1:
@@ -59,7 +62,8 @@ def slakh_mixes() -> list[tuple[str, np.ndarray, int, NoteSequence | None]]:
             ex.instruments.append(new)
         y = ex.fluidsynth(fs=RATE, synthesizer=str(FLUIDR3_GM))[: int(EXCERPT_LEN_S * RATE)]
         y = (0.5 * y / np.abs(y).max()).astype(np.float32)
-        out.append((f"Slakh Track00001 at {t0:.0f} s", y, RATE, NoteSequence(truth).sorted()))
+        label = "" if drums else ", no drums"
+        out.append((f"Slakh Track00001 at {t0:.0f} s{label}", y, RATE, NoteSequence(truth).sorted()))
     return out
 
 

@@ -1,0 +1,81 @@
+"""Peak memory of a long transfer, stage by stage: where a long song's memory goes.
+
+A = the example Vibe Ace looped to --seconds (default 1799: the 30 minutes hybrid accepts, less one second),
+B = the example trumpet phrase. One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
+progress callback while a thread samples the resident set every 20 ms; the table gives each stage's peak. Run
+it under GNU time for the process's own peak:
+
+Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=1799)
+    args = ap.parse_args()
+    stage = {"now": "imports"}
+    peaks: dict[str, int] = {}
+
+    def sample() -> None:
+        while True:
+            now = stage["now"]
+            peaks[now] = max(peaks.get(now, 0), rss_mib())
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    import numpy as np
+    import soundfile as sf
+
+    from hybrid.audio import load_audio
+    from hybrid.pipeline import TransferOptions, load_model, transfer
+
+    os.environ["HYBRID_CACHE_DIR"] = ""
+    with tempfile.TemporaryDirectory() as d:
+        song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
+        a = Path(d) / "a.wav"
+        sf.write(a, np.tile(song, int(np.ceil(args.seconds * sr / len(song))))[: args.seconds * sr], sr)
+        del song
+        stage["now"] = "loading the model"
+        model = load_model()
+        t0 = time.perf_counter()
+        result = transfer(
+            a,
+            ROOT / "examples" / "trumpet.ogg",
+            Path(d) / "out.wav",
+            TransferOptions(),
+            progress=lambda s: stage.update(now=s),
+            model=model,
+            cache=False,
+        )
+        wall = time.perf_counter() - t0
+        stage["now"] = "done"
+        time.sleep(0.1)
+    print(
+        f"{args.seconds} s of A, {len(result.notes)} notes, note F1 vs A {result.onset_f1:.3f}: {wall:.1f} s\n"
+    )
+    print("| stage | peak resident set (MiB) |")
+    print("|---|---|")
+    for name, peak in peaks.items():
+        print(f"| {name} | {peak} |")
+
+
+if __name__ == "__main__":
+    main()
