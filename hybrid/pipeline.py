@@ -618,6 +618,13 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         "calibration": "on" if options.calibrate else "off (--no-calibrate)",
         "played from": "the timbre song's note library" if result.timbre.plays_library else "the decoder",
         "acoustics": _room_setting(result.timbre, options.acoustics),
+        "drums": result.drums
+        + (f" (level {options.drums_level_db:+g} dB)" if result.drums == "kept" else ""),
+        **(
+            {"parts": ", ".join(f"{k} ({len(v.notes)} notes)" for k, v in result.parts.items())}
+            if result.parts
+            else {}
+        ),
         "output sample rate (Hz)": str(result.sample_rate_hz),
     }
 

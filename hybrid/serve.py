@@ -302,6 +302,7 @@ class Server:
             "rate": round(result.rate, 4),
             "note_f1": None if result.onset_f1 is None else round(result.onset_f1, 3),
             "played_from": "B's note library" if result.timbre.plays_library else "the decoder",
+            "drums": result.drums,
             "duration_s": round(len(result.audio) / result.sample_rate_hz, 2),
         }
 
@@ -349,6 +350,8 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "calibrate",
         "library",
         "sample_rate_hz",
+        "acoustics",
+        "drums",
     }
     unknown = sorted(set(d) - allowed)
     if unknown:
@@ -374,6 +377,8 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "bpm_from_timbre": bool(d.get("bpm_from_timbre", False)),
         "calibrate": bool(d.get("calibrate", True)),
         "library": bool(d.get("library", True)),
+        "acoustics": bool(d.get("acoustics", True)),
+        "drums": "keep" if d.get("drums") in (True, "keep") else "drop",
     }
     for key in ("transpose", "seed", "sample_rate_hz"):
         v = number(key, int)

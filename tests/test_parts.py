@@ -119,7 +119,7 @@ def test_cli_writes_stems_and_a_track_per_part(tmp_path, monkeypatch):
     sf.write(a, song_with_drums(), SR)
     r = run(
         "transfer", "--rhythm", a, "--timbre", EXAMPLES / "trumpet.ogg", "--bass-timbre", EXAMPLES / "guitar.wav",
-        "-o", tmp_path / "o.wav", "--midi-out", tmp_path / "o.mid", "--stems", tmp_path / "stems", "--drums", "keep",
+        "-o", tmp_path / "o.wav", "--midi-out", tmp_path / "o.mid", "--stems", tmp_path / "stems", "--drums", "keep", "--report", tmp_path / "r.html",
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "drums kept" in r.output
@@ -127,6 +127,8 @@ def test_cli_writes_stems_and_a_track_per_part(tmp_path, monkeypatch):
     assert names == ["bass.wav", "drums.wav", "rest.wav"]
     lengths = {sf.info(str(tmp_path / "stems" / x)).frames for x in names}
     assert lengths == {sf.info(str(tmp_path / "o.wav")).frames}
+    page = (tmp_path / "r.html").read_text()
+    assert "kept (level +0 dB)" in page and "bass (" in page and "rest (" in page
     midi = pretty_midi.PrettyMIDI(str(tmp_path / "o.mid"))
     assert [i.name for i in midi.instruments] == ["bass", "rest"]
     r = run(

@@ -130,6 +130,9 @@ def test_the_pages_options_become_transfer_options():
         {"bpm": "96", "transpose": "-3", "seed": "7", "calibrate": False, "sample_rate_hz": "48000"}
     )
     assert o == TransferOptions(bpm=96.0, transpose=-3, seed=7, calibrate=False, sample_rate_hz=48000)
+    o = options_from({"acoustics": False, "drums": "keep"})
+    assert o == TransferOptions(acoustics=False, drums="keep")
+    assert options_from({"drums": "drop"}).drums == "drop" and options_from({}).drums == "drop"
 
 
 def test_a_browsers_file_name_never_becomes_a_path():

@@ -62,6 +62,8 @@ function options() {
     sample_rate_hz: $("sample-rate").value,
     calibrate: $("calibrate").checked,
     library: $("library").checked,
+    acoustics: $("acoustics").checked,
+    drums: $("drums").checked ? "keep" : "drop",
   };
 }
 
@@ -90,7 +92,7 @@ function results(status) {
   $("report").src = f["report.html"];
   const m = status.metrics;
   $("metrics").textContent = m.notes + " notes at " + m.tempo_bpm + " BPM, " + m.duration_s + " s; played from " +
-    m.played_from + "; note F1 against A " + (m.note_f1 === null ? "n/a" : m.note_f1.toFixed(3));
+    m.played_from + "; drums " + m.drums + "; note F1 against A " + (m.note_f1 === null ? "n/a" : m.note_f1.toFixed(3));
   $("results").hidden = false;
 }
 
