@@ -538,8 +538,15 @@ def dataset_build(
     test_fraction: Annotated[float, typer.Option(help="Share of instruments held out for test.")] = 0.1,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the instrument split.")] = 0,
+    sample_rate: Annotated[
+        int,
+        typer.Option(
+            "--sample-rate", help=f"Rate of the notes in Hz ({SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ})."
+        ),
+    ] = OUTPUT_SAMPLE_RATE_HZ,
 ) -> None:
-    """Render GM SoundFont programs as NSynth-format notes (4 s: 3 s held, 1 s release, 16 kHz)."""
+    """Render GM SoundFont programs as NSynth-format notes (4 s: 3 s held, 1 s release; 44.1 kHz unless
+    --sample-rate; training reads any rate)."""
     from rich.progress import Progress
 
     from hybrid.data.build import BuildConfig, build_dataset, parse_ranges
@@ -554,6 +561,7 @@ def dataset_build(
         valid_fraction=valid_fraction,
         test_fraction=test_fraction,
         seed=seed,
+        sample_rate_hz=sample_rate,
     )
     with Progress(transient=True) as bar:
         task = bar.add_task("rendering instruments", total=None)

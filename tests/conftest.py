@@ -146,6 +146,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
         velocities=(60, 110),
         valid_fraction=0.25,
         test_fraction=0.25,
+        sample_rate_hz=16000,
     )
     build_dataset(cfg, root)
     return root

@@ -100,8 +100,12 @@ def test_absurd_build_settings_are_refused(changes, message):
         BuildConfig(**{"soundfonts": ("x.sf2",), **changes})
 
 
-TINY = BuildConfig(
-    soundfonts=(str(timgm6mb()),), programs=(0, 40), pitches=(48, 60, 72), velocities=(60, 110)
+TINY = BuildConfig(  # at NSynth's 16 kHz: the layout these tests check is NSynth's own
+    soundfonts=(str(timgm6mb()),),
+    programs=(0, 40),
+    pitches=(48, 60, 72),
+    velocities=(60, 110),
+    sample_rate_hz=16000,
 )
 
 
@@ -285,3 +289,28 @@ def test_phrases_have_their_notes_where_the_list_says(tiny_set):
     rms = librosa.feature.rms(y=y, frame_length=800, hop_length=800)[0]  # 50 ms frames
     assert rms[:9].max() < 0.01 * rms.max()  # silence before the first onset at 0.5 s
     assert rms[10:12].max() > 0.3 * rms.max() and rms[30:32].max() > 0.3 * rms.max()
+
+
+def test_a_build_at_44_1_khz_is_read_at_the_decoders_rate(tmp_path):
+    # the builder's default rate: files at 44.1 kHz (4 s = 176,400 samples), read back at 16 kHz on their pitch;
+    # a rebuild at another rate renders the notes again instead of reusing them
+    cfg = BuildConfig(soundfonts=(str(timgm6mb()),), programs=(0,), pitches=(60, 67), velocities=(100,))
+    assert cfg.sample_rate_hz == 44100
+    build_dataset(cfg, tmp_path / "full")
+    reader = NSynthReader(tmp_path / "full", ("train", "valid", "test"))
+    assert len(reader) == 2
+    for i in range(len(reader)):
+        audio, ex = reader[i]
+        info = sf.info(ex.audio_path)
+        assert (info.samplerate, info.frames) == (44100, 176400) and ex.record["sample_rate"] == 44100
+        assert audio.shape == (64000,)
+        target = librosa.midi_to_hz(ex.pitch)
+        f0, voiced, _ = librosa.pyin(audio[1600:32000], fmin=target / 2, fmax=target * 2, sr=16000)
+        assert abs(1200 * np.log2(np.nanmedian(f0[voiced]) / target)) < 50
+    report = build_dataset(BuildConfig(**{**cfg.__dict__, "sample_rate_hz": 22050}), tmp_path / "full")
+    assert report.skipped_existing == 0
+    assert {
+        sf.info(e.audio_path).samplerate for e in NSynthReader(tmp_path / "full", ("train", "valid", "test"))
+    } == {22050}
+    with pytest.raises(HybridError, match="--sample-rate must be"):
+        BuildConfig(soundfonts=("x.sf2",), sample_rate_hz=8000)

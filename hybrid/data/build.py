@@ -1,7 +1,8 @@
 """Build an NSynth-format set by rendering General MIDI SoundFont presets with FluidSynth.
 
-Each (SoundFont, bank 0, GM program) is one instrument. Every note is 4 s at 16 kHz: key held 3 s, then 1 s of
-release, as NSynth was recorded. Whole instruments are held out for the valid and test splits. Notes that
+Each (SoundFont, bank 0, GM program) is one instrument. Every note is 4 s: key held 3 s, then 1 s of release, as
+NSynth was recorded; at 44.1 kHz unless `sample_rate_hz` says otherwise (16-48 kHz: NSynth itself is 16 kHz, and
+training reads any rate, resampled to the decoder's). Whole instruments are held out for the valid and test splits. Notes that
 come out silent, clipped, or off their pitch (outside the preset's samples) are dropped and counted.
 Rerunning after an interruption skips notes already on disk; each wav is written atomically.
 """
@@ -18,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.constants import NSYNTH_HOLD_S, NSYNTH_RELEASE_S, SAMPLE_RATE_HZ, midi_to_hz
+from hybrid.constants import (
+    MAX_OUTPUT_SAMPLE_RATE_HZ,
+    NSYNTH_HOLD_S,
+    NSYNTH_RELEASE_S,
+    OUTPUT_SAMPLE_RATE_HZ,
+    SAMPLE_RATE_HZ,
+    midi_to_hz,
+)
 from hybrid.data.gm import gm_family_source, gm_program_name
 from hybrid.data.nsynth import SPLITS, NoteName, make_record, split_dir
 from hybrid.errors import HybridError
@@ -38,8 +46,13 @@ class BuildConfig:
     test_fraction: float = 0.1
     gain: float = 1.0
     seed: int = 0
+    sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ
 
     def __post_init__(self) -> None:
+        if not SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_OUTPUT_SAMPLE_RATE_HZ:
+            raise HybridError(
+                f"--sample-rate must be {SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ} Hz, got {self.sample_rate_hz}"
+            )
         for name, values, lo in (
             ("GM programs", self.programs, 0),
             ("MIDI pitches", self.pitches, 0),
@@ -140,8 +153,10 @@ def assign_splits(instruments: Sequence[Instrument], config: BuildConfig) -> dic
     return out
 
 
-def check_note(audio: npt.NDArray[np.float32], pitch: int) -> str | None:
-    """Why a rendered note must be dropped, or None when it is fine."""
+def check_note(
+    audio: npt.NDArray[np.float32], pitch: int, sample_rate_hz: int = SAMPLE_RATE_HZ
+) -> str | None:
+    """Why a rendered note (at sample_rate_hz) must be dropped, or None when it is fine."""
     peak = float(np.max(np.abs(audio)))
     if peak < SILENT_PEAK:
         return "silent"
@@ -149,6 +164,10 @@ def check_note(audio: npt.NDArray[np.float32], pitch: int) -> str | None:
         return "clipped"
     import librosa
 
+    from hybrid.audio import resample
+
+    # the pitch is tracked at 16 kHz whatever the note's rate: the same frames and limits for every rate
+    audio = resample(np.asarray(audio, np.float32), sample_rate_hz, SAMPLE_RATE_HZ)
     target = float(midi_to_hz(pitch))
     held = audio[int(0.1 * SAMPLE_RATE_HZ) : int(NSYNTH_HOLD_S * SAMPLE_RATE_HZ)]
     f_lo, f_hi = max(30.0, target / 2.2), min(7900.0, target * 2.2)
@@ -183,6 +202,7 @@ def _render_instruments(
             dropped: dict[str, int] = {}
             skipped = 0
             extra = {
+                "sample_rate": config.sample_rate_hz,
                 "soundfont": Path(inst.soundfont).name,
                 "bank": inst.bank,
                 "program": inst.program,
@@ -192,23 +212,23 @@ def _render_instruments(
                 for vel in config.velocities:
                     name = NoteName(inst.family, inst.source, inst.instrument_id, pitch, vel)
                     wav = audio_dir / f"{name.note_str}.wav"
-                    if wav.exists():
+                    if wav.exists() and sf.info(str(wav)).samplerate == config.sample_rate_hz:
                         skipped += 1
                         records.append(make_record(name, 0, extra))
                         continue
                     if renderer is None:
-                        renderer = SoundFontRenderer(inst.soundfont, SAMPLE_RATE_HZ, gain=config.gain)
+                        renderer = SoundFontRenderer(inst.soundfont, config.sample_rate_hz, gain=config.gain)
                     if not renderer.has_preset(inst.bank, inst.program):
                         dropped = {"missing_preset": 1}
                         records = []
                         break
                     y = renderer.note(inst.bank, inst.program, pitch, vel, NSYNTH_HOLD_S, NSYNTH_RELEASE_S)
-                    reason = check_note(y, pitch)
+                    reason = check_note(y, pitch, config.sample_rate_hz)
                     if reason:
                         dropped[reason] = dropped.get(reason, 0) + 1
                         continue
                     with atomic_path(wav) as tmp:
-                        sf.write(str(tmp), y, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
+                        sf.write(str(tmp), y, config.sample_rate_hz, subtype="PCM_16", format="WAV")
                     records.append(make_record(name, 0, extra))
                 if dropped.get("missing_preset"):
                     break

@@ -77,7 +77,8 @@ class Example:
     record: dict[str, object]
 
     def load(self) -> npt.NDArray[np.float32]:
-        """The note's audio, float32 in [-1, 1] at 16 kHz."""
+        """The note's audio, float32 in [-1, 1] at SAMPLE_RATE_HZ (the decoder's rate; a note stored at another
+        rate, such as the builder's 44.1 kHz, is resampled)."""
         import soundfile as sf
 
         try:
@@ -86,9 +87,12 @@ class Example:
             if not self.audio_path.exists():
                 raise HybridError(f"{self.audio_path}: audio file missing") from None
             raise HybridError(f"{self.audio_path}: cannot read audio ({type(exc).__name__})") from None
+        y = y.mean(axis=1)
         if sr != SAMPLE_RATE_HZ:
-            raise HybridError(f"{self.audio_path}: sample rate {sr} Hz, expected {SAMPLE_RATE_HZ}")
-        return y.mean(axis=1)
+            from hybrid.audio import resample
+
+            return resample(y, sr, SAMPLE_RATE_HZ)
+        return y
 
 
 def split_dir(root: str | os.PathLike[str], split: str) -> Path:
