@@ -353,7 +353,7 @@ def transfer(
     f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
-        f" note F1 vs A {f1}, drums {result.drums}"
+        f" drums {result.drums}, note F1 vs A {f1}"
     )
 
 

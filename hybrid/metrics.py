@@ -158,17 +158,54 @@ def mfcc_stats(
 ) -> npt.NDArray[np.float64]:
     """(38,) = mean and std of MFCC 1-19 over audible frames, analysed at analysis_rate_hz (the mel bands reach
     its Nyquist: at 22.05 kHz they see up to 11 kHz)."""
-    import librosa
-
     from hybrid.audio import resample
 
     y = resample(np.asarray(audio, np.float32), sample_rate_hz, analysis_rate_hz)
-    m = librosa.feature.mfcc(y=y, sr=analysis_rate_hz, n_mfcc=N_MFCC, n_fft=1024, hop_length=256)[1:]
-    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0][: m.shape[1]]
+    m = _mfcc(y, analysis_rate_hz)[1:]
+    rms = _frame_rms(y)[: m.shape[1]]
     db = 20 * np.log10(rms + 1e-10)
     keep = db > db.max() - AUDIBLE_DB
     m = m[:, keep] if keep.sum() >= 3 else m
     return np.concatenate([m.mean(axis=1), m.std(axis=1)]).astype(np.float64)
+
+
+MFCC_N_FFT = 1024
+MFCC_HOP = 256
+MFCC_N_MELS = 128
+
+
+def _frames(y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(n_frames, MFCC_N_FFT) frames of y padded by half a frame of zeros each side (librosa's center=True)."""
+    pad = MFCC_N_FFT // 2
+    yp = np.pad(np.asarray(y, np.float32), pad)
+    if len(yp) < MFCC_N_FFT:
+        yp = np.pad(yp, (0, MFCC_N_FFT - len(yp)))
+    return np.lib.stride_tricks.sliding_window_view(yp, MFCC_N_FFT)[::MFCC_HOP]
+
+
+def _mfcc(y: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float32]:
+    """(N_MFCC, frames): librosa.feature.mfcc(y, sr, n_mfcc=N_MFCC, n_fft=1024, hop_length=256) ported to numpy
+    and scipy (its defaults: Hann window, 128 Slaney mel bands to Nyquist, power_to_db with top_db 80, DCT-II
+    ortho), in librosa's float32; importing librosa.feature costs a process a second and a half of numba
+    kernels, and hybrid runs it while fitting B's room. tests/test_metrics.py compares the two."""
+    from scipy.fft import dct
+    from scipy.signal import get_window
+
+    from hybrid.constants import mel_filters
+
+    window = get_window("hann", MFCC_N_FFT, fftbins=True)
+    spec = np.fft.rfft(window * _frames(y), axis=1).astype(np.complex64)  # as librosa.stft stores it
+    power = (np.abs(spec) ** 2).T  # (bins, frames)
+    mel = np.einsum("ft,mf->mt", power, mel_filters(MFCC_N_FFT, MFCC_N_MELS, 0.0, None, sample_rate_hz))
+    log = 10.0 * np.log10(np.maximum(np.float32(1e-10), mel))
+    log = np.maximum(log, log.max() - np.float32(80.0))
+    return dct(log, axis=0, type=2, norm="ortho")[:N_MFCC]
+
+
+def _frame_rms(y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """librosa.feature.rms(y=y, frame_length=1024, hop_length=256): the RMS of each centred frame."""
+    frames = _frames(y)
+    return np.sqrt(np.mean(np.abs(frames) ** 2, axis=1))
 
 
 def spectral_stats(

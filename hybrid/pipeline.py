@@ -96,7 +96,7 @@ class TransferResult:
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
     timings_s: dict[str, float] = field(default_factory=dict)
     output: Path | None = None  # where the file-level transfer wrote it
-    drums: str = "dropped"  # "kept" (--drums keep) or "dropped"
+    drums: str = "not kept"  # "kept" (--drums keep) or "not kept"
     parts: dict[str, NoteSequence] = field(default_factory=dict)  # the notes of each part, when split
     stems: dict[str, npt.NDArray[np.float32]] = field(
         default_factory=dict
@@ -252,7 +252,7 @@ class RhythmSong:
     drums: npt.NDArray[np.float32] | None = None  # A's percussive part (mono) at drums_rate_hz
     drums_rate_hz: int = 0
     drums_to_rest_db: float = 0.0  # the drums' level against the rest of A
-    drums_state: str = "dropped"
+    drums_state: str = "not kept"
 
 
 def transcribe_rhythm(

@@ -10,7 +10,7 @@ import pytest
 from hybrid.metrics import note_scores, octave_folded_ratio, tempo_ratio
 from hybrid.notes import Note, NoteSequence, read_note_list
 
-from .conftest import DATA
+from .conftest import DATA, EXAMPLES
 
 A4, C5 = 69.0, 72.0
 
@@ -137,3 +137,23 @@ def test_notes_matched_in_segments_score_as_mir_eval_whole(monkeypatch, n, span_
     assert 0.3 < ours.onset_f1 < 0.9
     pairs = metrics.note_matching(ref, est)
     assert len(pairs) == round(ours.onset_recall * len(ref))
+
+
+@pytest.mark.parametrize("name", ["trumpet.ogg", "vibe_ace.ogg", "guitar.wav"])
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_mfcc_is_librosas(name, rate):
+    # the numpy port in hybrid.metrics against librosa.feature.mfcc and .rms with the same settings: within
+    # float32 rounding (measured 3e-5 to 9e-5 on coefficients of magnitude 10-500)
+    import librosa
+
+    from hybrid import metrics
+    from hybrid.audio import load_audio
+
+    y, _ = load_audio(EXAMPLES / name, sample_rate_hz=rate)
+    ours = metrics._mfcc(y, rate)
+    theirs = librosa.feature.mfcc(y=y, sr=rate, n_mfcc=metrics.N_MFCC, n_fft=1024, hop_length=256)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=5e-4)
+    np.testing.assert_allclose(
+        metrics._frame_rms(y), librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0], atol=1e-7
+    )
