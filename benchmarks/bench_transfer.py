@@ -105,7 +105,7 @@ def main() -> None:
                 wall, peak, line = timed(full)
                 if line.startswith("wall "):
                     wall = float(line.split()[1])
-                print(f"| {seconds} s | {name} | {wall:.1f} | {peak:.0f} | {line.split(': ', 1)[-1][:60]} |")
+                print(f"| {seconds} s | {name} | {wall:.1f} | {peak:.0f} | {line.split(': ', 1)[-1][-60:]} |")
 
 
 if __name__ == "__main__":
