@@ -131,27 +131,11 @@ def test_cli_writes_stems_and_a_track_per_part(tmp_path, monkeypatch):
     assert "kept (level +0 dB)" in page and "bass (" in page and "rest (" in page
     midi = pretty_midi.PrettyMIDI(str(tmp_path / "o.mid"))
     assert [i.name for i in midi.instruments] == ["bass", "rest"]
-    r = run(
-        "transfer",
-        "--rhythm",
-        a,
-        "--timbre",
-        EXAMPLES / "trumpet.ogg",
-        "-o",
-        tmp_path / "x.wav",
-        "--split-at",
-        "C3",
-    )
-    assert r.exit_code == 1 and "--split-at needs --bass-timbre" in r.output
-    r = run(
-        "transfer",
-        "--rhythm",
-        a,
-        "--timbre",
-        EXAMPLES / "trumpet.ogg",
-        "-o",
-        tmp_path / "x.wav",
-        "--drums",
-        "maybe",
-    )
-    assert r.exit_code == 1 and "--drums must be one of keep, drop" in r.output
+    for extra, message in (
+        (["--split-at", "C3"], "--split-at needs --bass-timbre"),
+        (["--drums", "maybe"], "--drums must be one of keep, drop"),
+    ):
+        r = run(
+            "transfer", "--rhythm", a, "--timbre", EXAMPLES / "trumpet.ogg", "-o", tmp_path / "x.wav", *extra
+        )
+        assert r.exit_code == 1 and message in r.output
