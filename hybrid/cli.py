@@ -525,10 +525,27 @@ app.add_typer(dataset_app, name="dataset")
 @dataset_app.command("build")
 @friendly_errors
 def dataset_build(
-    soundfont: Annotated[
-        list[Path], typer.Option("--soundfont", help="SoundFont (.sf2/.sf3); repeat for more.")
-    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder (NSynth layout).")],
+    soundfont: Annotated[
+        list[Path] | None, typer.Option("--soundfont", help="SoundFont (.sf2/.sf3); repeat for more.")
+    ] = None,
+    samples: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--samples",
+            help="A folder of recorded notes, one file per note (pitch in the name: C4, F#3; else measured); "
+            "one instrument per folder; repeat for more.",
+        ),
+    ] = None,
+    family: Annotated[
+        str, typer.Option(help="With --samples: the NSynth family of the instruments.")
+    ] = "keyboard",
+    source: Annotated[
+        str, typer.Option(help="With --samples: acoustic, electronic or synthetic.")
+    ] = "acoustic",
+    licence: Annotated[
+        str, typer.Option(help="With --samples: the recordings' licence and author, kept in every record.")
+    ] = "",
     programs: Annotated[str, typer.Option(help="GM programs, e.g. 0-127 or 0,24,40.")] = "0-127",
     pitches: Annotated[str, typer.Option(help="MIDI pitches.")] = "21-108",
     velocities: Annotated[str, typer.Option(help="MIDI velocities.")] = "25,50,75,100,127",
@@ -545,13 +562,34 @@ def dataset_build(
         ),
     ] = OUTPUT_SAMPLE_RATE_HZ,
 ) -> None:
-    """Render GM SoundFont programs as NSynth-format notes (4 s: 3 s held, 1 s release; 44.1 kHz unless
-    --sample-rate; training reads any rate)."""
+    """Render GM SoundFont programs, or take a sample library's recorded notes, as NSynth-format notes (4 s;
+    44.1 kHz unless --sample-rate; training reads any rate)."""
     from rich.progress import Progress
 
     from hybrid.data.build import BuildConfig, build_dataset, parse_ranges
 
     check_workers(workers)
+    if bool(soundfont) == bool(samples):
+        raise HybridError("give --soundfont or --samples (one kind of source per dataset)")
+    if samples:
+        from hybrid.data.samples import SamplesConfig, build_from_samples
+
+        scfg = SamplesConfig(
+            folders=tuple(str(p) for p in samples),
+            family=family,
+            source=source,
+            licence=licence,
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+            sample_rate_hz=sample_rate,
+            seed=seed,
+        )
+        report = build_from_samples(scfg, out)
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
+        notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
+        typer.echo(f"{out}: notes {notes}; dropped {dropped}")
+        return
+    assert soundfont is not None
 
     cfg = BuildConfig(
         soundfonts=tuple(str(p) for p in soundfont),
