@@ -289,6 +289,17 @@ def build_dataset(
                 _collect(res, splits, by_split, report)
             if progress:
                 progress(done, len(insts))
+    write_index(root, by_split, report)
+    from hybrid.outputs import atomic_path
+
+    with atomic_path(root / "build_info.json") as tmp:
+        tmp.write_text(json.dumps({"config": asdict(config), "report": asdict(report)}, indent=1))
+    return report
+
+
+def write_index(root: Path, by_split: dict[str, list[dict]], report: BuildReport) -> None:
+    """Each split's examples.json (records sorted by note_str, numbered across the splits), written atomically;
+    the notes and instruments of each split counted into the report."""
     from hybrid.outputs import atomic_path
 
     note_id = 0
@@ -302,9 +313,6 @@ def build_dataset(
             tmp.write_text(json.dumps(doc, indent=1))
         report.notes[s] = len(doc)
         report.instruments[s] = sorted({str(r["instrument_str"]) for r in doc.values()})
-    with atomic_path(root / "build_info.json") as tmp:
-        tmp.write_text(json.dumps({"config": asdict(config), "report": asdict(report)}, indent=1))
-    return report
 
 
 def _collect(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.data.build import BuildReport, check_note
+from hybrid.data.build import BuildReport, check_note, write_index
 from hybrid.data.gm import FAMILIES, SOURCES
 from hybrid.data.nsynth import SPLITS, NoteName, make_record, split_dir
 from hybrid.errors import HybridError
@@ -138,7 +138,7 @@ def build_from_samples(config: SamplesConfig, out_root: str | Path) -> BuildRepo
     for s in SPLITS:
         (split_dir(root, s) / "audio").mkdir(parents=True, exist_ok=True)
     report = BuildReport()
-    by_split: dict[str, list[dict[str, object]]] = {s: [] for s in SPLITS}
+    by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for i, folder in enumerate(folders):
         split = splits[folder.name]
         seen: set[tuple[int, int]] = set()
@@ -171,17 +171,7 @@ def build_from_samples(config: SamplesConfig, out_root: str | Path) -> BuildRepo
                 "licence": config.licence,
             }
             by_split[split].append(make_record(name, 0, extra))
-    note_id = 0
-    for s in SPLITS:
-        doc = {}
-        for rec in sorted(by_split[s], key=lambda r: str(r["note_str"])):
-            rec["note"] = note_id
-            note_id += 1
-            doc[str(rec["note_str"])] = rec
-        with atomic_path(split_dir(root, s) / "examples.json") as tmp:
-            tmp.write_text(json.dumps(doc, indent=1))
-        report.notes[s] = len(doc)
-        report.instruments[s] = sorted({str(r["instrument_str"]) for r in doc.values()})
+    write_index(root, by_split, report)
     with atomic_path(root / "build_info.json") as tmp:
         tmp.write_text(json.dumps({"samples": asdict(config), "report": asdict(report)}, indent=1))
     return report
