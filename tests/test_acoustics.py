@@ -129,6 +129,7 @@ def run(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow  # two CLI renders end to end
 def test_stereo_b_gives_a_stereo_transfer_and_dry_gives_mono(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_CACHE_DIR", "")
     b = DATA / "stereo_sample.wav"
@@ -147,7 +148,7 @@ def test_the_timbre_file_keeps_the_acoustics(model, tmp_path):
     from hybrid.calibration.timbre_file import load_timbre, save_timbre
 
     y, sr = load_audio(EXAMPLES / "vibe_ace.ogg")
-    fitted = model.fit_timbre(y[: 12 * sr], sr)
+    fitted = model.fit_timbre(y[: 6 * sr], sr)
     assert fitted.acoustics is not None
     path = save_timbre(fitted, tmp_path / "v.timbre", model.renderer.weights_sha256, "0" * 64, {})
     back = load_timbre(path, model.renderer.weights_sha256).acoustics

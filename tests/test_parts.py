@@ -113,6 +113,7 @@ def run(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow  # the CLI end to end, with a report
 def test_cli_writes_stems_and_a_track_per_part(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_CACHE_DIR", "")
     a = tmp_path / "a.wav"
