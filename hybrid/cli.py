@@ -585,27 +585,23 @@ def dataset_build(
             seed=seed,
         )
         report = build_from_samples(scfg, out)
-        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
-        notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
-        typer.echo(f"{out}: notes {notes}; dropped {dropped}")
-        return
-    assert soundfont is not None
-
-    cfg = BuildConfig(
-        soundfonts=tuple(str(p) for p in soundfont),
-        programs=parse_ranges(programs),
-        pitches=parse_ranges(pitches),
-        velocities=parse_ranges(velocities),
-        valid_fraction=valid_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        sample_rate_hz=sample_rate,
-    )
-    with Progress(transient=True) as bar:
-        task = bar.add_task("rendering instruments", total=None)
-        report = build_dataset(
-            cfg, out, workers, lambda done, total: bar.update(task, completed=done, total=total)
+    else:
+        assert soundfont is not None
+        cfg = BuildConfig(
+            soundfonts=tuple(str(p) for p in soundfont),
+            programs=parse_ranges(programs),
+            pitches=parse_ranges(pitches),
+            velocities=parse_ranges(velocities),
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+            sample_rate_hz=sample_rate,
         )
+        with Progress(transient=True) as bar:
+            task = bar.add_task("rendering instruments", total=None)
+            report = build_dataset(
+                cfg, out, workers, lambda done, total: bar.update(task, completed=done, total=total)
+            )
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) or "none"
     notes = ", ".join(f"{s} {n}" for s, n in report.notes.items())
     typer.echo(f"{out}: notes {notes}; dropped {dropped}; reused {report.skipped_existing}")

@@ -260,10 +260,9 @@ def transcribe_rhythm(
     sample_rate_hz: int,
     model: Model,
     options: TransferOptions,
-    full_band: Callable[[], tuple[npt.NDArray[np.float32], int]] | None = None,
 ) -> RhythmSong:
     """Transcribe A (mono, any rate); with --drums keep, transcribe A less its percussive part and keep that
-    part (separated again from `full_band()`, A at its own rate, when given)."""
+    part, at A's rate (give A at its own rate for full-band drums)."""
     from hybrid.audio import rms
     from hybrid.transcription import transcribe_audio
 
@@ -274,12 +273,7 @@ def transcribe_rhythm(
     split = split_drums(a, sample_rate_hz)
     tr = transcribe_audio(split.rest, sample_rate_hz, transcriber=model.transcriber)
     ratio_db = 20 * np.log10(max(rms(split.percussive), 1e-12) / max(rms(split.rest), 1e-12))
-    drums, rate = split.percussive, sample_rate_hz
-    if full_band is not None:
-        del split
-        y, rate = full_band()
-        drums = split_drums(y, rate).percussive
-    return RhythmSong(tr, drums, rate, ratio_db, "kept")
+    return RhythmSong(tr, split.percussive, sample_rate_hz, ratio_db, "kept")
 
 
 def transfer_audio(
@@ -452,8 +446,9 @@ def transfer(
             raise HybridError("a report needs the scored transfer (scoring was switched off)")
     laps = _Laps(progress)
     laps.start("loading")
-    # both songs are read (and any problem with them reported) before the model is loaded
-    a, _ = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ)
+    # both songs are read (and any problem with them reported) before the model is loaded; A at the
+    # transcriber's rate, or at its own when its drums are kept (they are mixed in full band)
+    a, sr_a = load_audio(rhythm, sample_rate_hz=None if options.drums == "keep" else BP_SAMPLE_RATE_HZ)
     b_audio = read_timbre_song(timbre)
     c_audio = read_timbre_song(bass_timbre) if bass_timbre is not None else None
     if b_audio is None and options.bpm_from_timbre:
@@ -475,8 +470,7 @@ def transfer(
         )
     laps.stop("fit")
     laps.start("transcribing the rhythm song")
-    # A's drums, when kept, are separated again from A at its own rate: full band
-    song = transcribe_rhythm(a, BP_SAMPLE_RATE_HZ, model, options, full_band=lambda: load_audio(rhythm))
+    song = transcribe_rhythm(a, sr_a, model, options)
     del a  # a long song's samples are not needed any more
     laps.stop("transcribe")
     result = transfer_transcription(song, fitted, model, options, progress, bass_fitted)

@@ -269,6 +269,8 @@ def apply_acoustics(
     """The dry rendering (n,) in `room` (one of ac's): (n,) for a mono B, (n, 2) for a stereo one. Memory: the
     output and a few blocks, whatever the song's length; with `inplace`, a mono B's room is added into y
     itself (no copy of a long song)."""
+    from hybrid.audio import rms
+
     y = np.asarray(y, np.float32)
     chans = 2 if ac.channels > 1 else 1
     if room.dry and chans == 1:
@@ -282,7 +284,7 @@ def apply_acoustics(
     if chans == 2:
         mid = (out[0] + out[1]) / 2
         side = (out[0] - out[1]) / 2
-        rms_mid, rms_side = _rms(mid), _rms(side)
+        rms_mid, rms_side = rms(mid), rms(side)
         side *= np.float32(ac.width * rms_mid / rms_side if rms_side > 0 else 0.0)
         out = [mid + side, mid - side]
         del mid, side
@@ -291,12 +293,6 @@ def apply_acoustics(
         for c in range(chans):
             _add_floor(out[c], ac, sample_rate_hz, 10 ** ((audible + ac.floor_db) / 20), seed + 11 + c)
     return out[0] if chans == 1 else np.stack(out, axis=1)
-
-
-def _rms(y: npt.NDArray[np.float32]) -> float:
-    from hybrid.audio import rms
-
-    return rms(y)
 
 
 def _frame_powers(y: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float64]:
