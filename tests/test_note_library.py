@@ -170,3 +170,19 @@ def test_shaped_noise_keeps_its_level_across_blocks():
     db = [10 * np.log10(np.mean(y[i : i + seg] ** 2)) for i in range(seg, len(y) - 2 * seg, seg // 2)]
     assert np.max(np.abs(np.array(db) + 40.0)) < 0.5, db
     assert NOISE_BLOCK * HOP_S < 25.0  # the span crosses at least two joins
+
+
+def test_notes_made_on_two_threads_add_up_the_same_every_time(monkeypatch):
+    # The notes' partials are made on threads and added in the notes' order: the same samples on every run,
+    # and the same as one note at a time (one thread).
+    import hybrid.calibration.note_library as nl
+
+    lib = library_of(tone(60.0, 1.0, formant, noise_rms=0.01), 60.0, 1.0)
+    rng = np.random.default_rng(3)
+    onsets, pitches = np.sort(rng.uniform(0, 4, 40)), rng.integers(48, 72, 40)
+    notes = NoteSequence([Note(t, t + 0.6, float(p), 90) for t, p in zip(onsets, pitches, strict=True)])
+    first = lib.render(notes, 44100, seed=1)
+    assert np.array_equal(first, lib.render(notes, 44100, seed=1))
+    monkeypatch.setattr(nl, "SYNTH_THREADS", 1)
+    assert np.array_equal(first, lib.render(notes, 44100, seed=1))
+    assert np.abs(first).max() > 0.01

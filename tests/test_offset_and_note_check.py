@@ -189,3 +189,65 @@ def test_written_out_adam_matches_torch():
         _adam_step([a], moments, t)
         opt.step()
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+class _ScriptedLibrary:
+    """A note library whose renderings the test scores itself (see _scripted_f1)."""
+
+    sample_rate_hz = 44100
+
+    def render(self, notes, sample_rate_hz, tail_s=1.0, seed=0):
+        return np.full(sample_rate_hz, 0.5, np.float32)  # marked: the library's rendering
+
+
+class _CountingRenderer:
+    """Records the offsets each run of the network is asked for; every mix is silence."""
+
+    def __init__(self):
+        self.calls: list[list] = []
+
+    def mixes(self, notes, embedding, offsets, seed=0):
+        self.calls.append([None if o is None else float(o.max()) for o in offsets])
+        return [np.zeros(SR, np.float32) for _ in offsets]
+
+
+@pytest.mark.parametrize(
+    ("library_f1", "decoder_f1s", "plays_library", "share", "runs"),
+    [
+        # the library within 0.2 of the decoder without its offset: it plays; the offset is not checked (the
+        # decoder plays no note), so the network runs once, without an offset
+        (0.70, [0.85], True, 1.0, [[None]]),
+        # at 0.8 or more it plays whatever the decoder's F1, so the network does not run
+        (0.80, [], True, 1.0, []),
+        # 0.3 below: the decoder plays, and keeps the whole offset, which loses no note against the floor 0.85
+        (0.55, [0.85, 0.85], False, 1.0, [[None], [2.0, 1.0]]),
+        # ... and with half of it when the whole loses a note, none when half does too
+        (0.55, [0.85, 0.80, 0.85], False, 0.5, [[None], [2.0, 1.0]]),
+        (0.55, [0.85, 0.80, 0.84], False, 0.0, [[None], [2.0, 1.0]]),
+    ],
+)
+def test_the_library_is_held_to_the_decoder_without_its_offset(
+    monkeypatch, library_f1, decoder_f1s, plays_library, share, runs
+):
+    import sys
+
+    nc = sys.modules["hybrid.calibration.note_check"]  # the module (the package exports its function by name)
+    scripted = iter(decoder_f1s)
+
+    def scripted_f1(y, sample_rate_hz, window, transcriber):
+        return library_f1 if y.max() == 0.5 else next(scripted)
+
+    monkeypatch.setattr(nc, "_window_f1", scripted_f1)
+    offset = np.full(8, 2.0, np.float32)
+    timbre = FittedTimbre(
+        np.ones(4, np.float32), pitch_range=(48.0, 72.0), offset=offset, library=_ScriptedLibrary()
+    )
+    renderer = _CountingRenderer()
+    out = note_check(renderer, melody([60, 64, 67]), timbre, transcriber=object())
+    assert out.plays_library is plays_library
+    assert renderer.calls == runs
+    if share == 0.0:
+        assert out.offset is None
+    else:
+        np.testing.assert_allclose(out.offset, offset * share)
+    assert next(scripted, None) is None  # every scripted F1 was asked for, no more

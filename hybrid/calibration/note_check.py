@@ -1,10 +1,12 @@
-"""The note check: keep as much of the offset as the notes being rendered allow.
+"""The note check: keep B's note library, and as much of the offset, as the notes being rendered allow.
 
 A faithful timbre can hide notes (a mallet's strong upper partials read as extra notes three octaves up), and
-keeping A's notes comes first. The check renders the CHECK_S window that holds most of the notes' onsets with
-the whole offset, half of it and none (one run of the network), transcribes each as hybrid writes it
-(loudness-normalised: basic-pitch's note picking depends on the level) and keeps the largest share whose onset
-F1 is within CHECK_TOLERANCE of the rendering without the offset.
+keeping A's notes comes first. The check renders the CHECK_S window that holds most of the notes' onsets and
+transcribes it as hybrid writes it (loudness-normalised: basic-pitch's note picking depends on the level):
+- with B's note library, when B has one, and with the decoder without the offset: the library plays when its
+  onset F1 is within LIBRARY_TOLERANCE of the decoder's (then the offset plays no part and is not checked);
+- else with the decoder's whole offset, half of it and none (one run of the network), keeping the largest share
+  whose onset F1 is within CHECK_TOLERANCE of the rendering without the offset.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 CHECK_S = 8.0
 CHECK_TOLERANCE = 0.0
 CHECK_ONSET_S = 0.1  # where the window's first onset is moved to
-# The note library is kept when the window's onset F1 with it is at least the decoder's less this.
+# The note library is kept when the window's onset F1 with it is at least the decoder's (without its
+# offset) less this.
 LIBRARY_TOLERANCE = 0.2
 
 
@@ -58,30 +61,31 @@ def note_check(
     transcriber: Transcriber | None = None,
     seed: int = 0,
 ) -> FittedTimbre:
-    """The timbre with its whole offset, half of it, or none: the most of it with which these notes still
-    transcribe as themselves; and with its note library only when the library loses no more than
-    LIBRARY_TOLERANCE of onset F1 against that decoder rendering."""
+    """The timbre as these notes are rendered with it: with its note library when the library loses no more
+    than LIBRARY_TOLERANCE of onset F1 against the decoder without the offset (the library plays alone then,
+    so the offset is not checked); else the decoder with its whole offset, half of it, or none: the most of it
+    with which these notes still transcribe as themselves."""
     if not notes.notes:
         return timbre
     from hybrid.transcription import Transcriber
 
     transcriber = transcriber or Transcriber()
     window = check_window(notes)
-    checked, decoder_f1 = _offset_check(renderer, window, timbre, transcriber, seed)
     if timbre.library is None:
-        return checked
-    if decoder_f1 is None:
-        (mix,) = renderer.mixes(
-            window, checked.embedding, [checked.scaled_offset(checked.strength(window))], seed
-        )
-        decoder_f1 = _window_f1(
-            checked.corrected(mix, checked.strength(window)), SAMPLE_RATE_HZ, window, transcriber
-        )
+        return _offset_check(renderer, window, timbre, transcriber, seed)
     # judged at the rate it will be written at (rendered at 22.05 kHz instead, the example trumpet phrase in the
     # guitar's sound transcribes differently: onset F1 0.45 against 0.58)
     rate = timbre.library.sample_rate_hz
     library_f1 = _window_f1(timbre.library.render(window, rate, seed=seed), rate, window, transcriber)
-    return replace(checked, use_library=library_f1 >= decoder_f1 - LIBRARY_TOLERANCE)
+    if library_f1 >= 1.0 - LIBRARY_TOLERANCE:
+        return replace(timbre, use_library=True)  # no decoder's F1 (at most 1) could take it from the library
+    bare = timbre.with_offset_share(0.0)
+    strength = timbre.strength(window)
+    (mix,) = renderer.mixes(window, bare.embedding, [bare.scaled_offset(strength)], seed)
+    floor = _window_f1(bare.corrected(mix, strength), SAMPLE_RATE_HZ, window, transcriber)
+    if library_f1 >= floor - LIBRARY_TOLERANCE:
+        return replace(timbre, use_library=True)
+    return replace(_offset_check(renderer, window, timbre, transcriber, seed, floor), use_library=False)
 
 
 def _window_f1(
@@ -100,23 +104,32 @@ def _window_f1(
 
 
 def _offset_check(
-    renderer: Renderer, window: NoteSequence, timbre: FittedTimbre, transcriber: Transcriber, seed: int
-) -> tuple[FittedTimbre, float | None]:
-    """The share of the offset kept, and the window's onset F1 with it (None when there was nothing to check)."""
+    renderer: Renderer,
+    window: NoteSequence,
+    timbre: FittedTimbre,
+    transcriber: Transcriber,
+    seed: int,
+    floor: float | None = None,
+) -> FittedTimbre:
+    """The share of the offset kept: the largest whose onset F1 on the window is at least `floor` (that of the
+    rendering without the offset, less CHECK_TOLERANCE; measured here when not given). The renderings with
+    each share come from one run of the network."""
     if timbre.offset is None or timbre.strength(window) <= 0.0:
-        return timbre, None
+        return timbre
     order = (0.0, 1.0, 0.5)  # none first: the floor the others are held to
     assert set(order) == set(OFFSET_SHARES)
-    timbres = [timbre.with_offset_share(s) for s in order]
+    shares = order if floor is None else order[1:]
+    timbres = [timbre.with_offset_share(s) for s in shares]
     strength = timbre.strength(window)
     mixes = renderer.mixes(window, timbre.embedding, [t.scaled_offset(strength) for t in timbres], seed)
-
-    def f1(i: int) -> float:
-        return _window_f1(timbres[i].corrected(mixes[i], strength), SAMPLE_RATE_HZ, window, transcriber)
-
-    floor = f1(0) - CHECK_TOLERANCE
-    for i in (1, 2):
-        score = f1(i)
-        if score >= floor:
-            return timbres[i], score
-    return timbres[0], floor + CHECK_TOLERANCE
+    f1s = (
+        _window_f1(t.corrected(m, strength), SAMPLE_RATE_HZ, window, transcriber)
+        for t, m in zip(timbres, mixes, strict=True)
+    )
+    if floor is None:
+        floor = next(f1s)
+        timbres = timbres[1:]
+    for t, f1 in zip(timbres, f1s, strict=True):  # transcribed one by one, only as far as needed
+        if f1 >= floor - CHECK_TOLERANCE:
+            return t
+    return timbre.with_offset_share(0.0)
