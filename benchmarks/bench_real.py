@@ -69,6 +69,7 @@ class Systems:
         self.names, self.tr = names, transcriber
         self.model = self.lookup = None
         self.played_from_library = 0
+        self.player = ""  # who played the last hybrid rendering: library, decoder, decoder (check)
         if any(n in HYBRIDS for n in names):
             from hybrid.neural.renderer import Renderer
             from hybrid.pipeline import Model
@@ -108,6 +109,13 @@ class Systems:
                 acoustics=not name.endswith("-dry"),
             )
             self.played_from_library += rendered.plays_library
+            self.player = (
+                "library"
+                if rendered.plays_library
+                else "decoder"
+                if rendered.library is None
+                else "decoder (check)"
+            )
             return mono(y), OUTPUT_SAMPLE_RATE_HZ
         if name == "nearest-gm":
             return loudness_normalize(self.lookup.render(notes, kept)), SR  # type: ignore[union-attr, arg-type]
@@ -170,6 +178,7 @@ def main() -> None:
                         "timbre_score_22k": wide.score,
                         "nearer_b": ts.nearer_b,
                         "rank": rank,
+                        "player": systems.player if name in HYBRIDS else "",
                     }
                 )
         wall = time.perf_counter() - t0

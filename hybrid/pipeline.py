@@ -30,8 +30,9 @@ from hybrid.notes import NoteSequence
 from hybrid.transcription import Transcriber, Transcription
 
 PathLike = str | os.PathLike[str]
-FIT_VERSION = 2  # bumped when what a fit holds changes (1: B's acoustics, 2: its high band), so cached
-# fitted timbres are fitted again
+# bumped when what a fit holds changes (1: B's acoustics, 2: its high band, 3: the note library's notes cut where
+# another begins inside them), so cached fitted timbres are fitted again
+FIT_VERSION = 3
 MAX_TRANSPOSE = 127  # semitones: beyond it no MIDI note stays in range
 Progress = Callable[[str], None]
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.calibration.note_library import HOP_S, NoteLibrary, _clean_notes
+from hybrid.calibration.note_library import (
+    HOP_S,
+    OVERLAP_MARGIN_S,
+    NoteLibrary,
+    _clean_notes,
+)
 from hybrid.constants import midi_to_hz
 from hybrid.notes import Note, NoteSequence
 
@@ -117,12 +122,28 @@ def test_clean_notes_ignore_quiet_partials_but_not_other_notes():
     octave_ghost = Note(0.1, 0.6, 60.0, 40)  # its own second harmonic, transcribed as a quieter note
     other = Note(0.2, 0.9, 51.0, 40)  # a minor third: another note
     assert _clean_notes(NoteSequence([main, octave_ghost])) == [main]
-    assert (
-        _clean_notes(NoteSequence([main, other])) == [other]
-        or _clean_notes(NoteSequence([main, other])) == []
-    )
-    assert main not in _clean_notes(NoteSequence([main, other]))
+    # the other note disturbs the main one from its onset (less the margin) on, and sounds under the main one
+    # at its own onset
+    assert _clean_notes(NoteSequence([main, other])) == [Note(0.0, 0.2 - OVERLAP_MARGIN_S, 48.0, 100)]
     assert _clean_notes(NoteSequence([Note(0.0, 0.05, 60.0, 100)])) == []  # too short to learn from
+
+
+def test_legato_notes_are_clean_until_the_next_begins_and_chords_are_not():
+    # A legato phrase transcribed in a room: each note ends 0.4 s after the next begins, at the same level.
+    # The first is clean until the second begins (less the margin); the others begin under their previous one.
+    phrase = [Note(0.5 * i, 0.5 * i + 0.9, float(p), 90) for i, p in enumerate([57, 55, 60])]
+    assert _clean_notes(NoteSequence(phrase)) == [Note(0.0, 0.5 - OVERLAP_MARGIN_S, 57.0, 90)]
+    # one note transcribed in two parts: the first is clean until the second begins; the second, which has no
+    # attack, is not (nor is a note that begins as one of another pitch ends)
+    split = [Note(0.0, 0.3, 52.0, 100), Note(0.3, 4.0, 52.0, 100)]
+    assert _clean_notes(NoteSequence(split)) == [Note(0.0, 0.3 - OVERLAP_MARGIN_S, 52.0, 100)]
+    step = [Note(0.0, 0.3, 55.0, 100), Note(0.3, 4.0, 52.0, 100)]
+    assert _clean_notes(NoteSequence(step)) == [Note(0.0, 0.3 - OVERLAP_MARGIN_S, 55.0, 100)]
+    # a chord: every note has another sounding at its onset
+    chord = [Note(0.0, 1.0, 60.0, 90), Note(0.01, 1.0, 64.0, 80), Note(0.0, 1.0, 67.0, 85)]
+    assert _clean_notes(NoteSequence(chord)) == []
+    # a note cut to less than MIN_NOTE_S is not kept
+    assert _clean_notes(NoteSequence([Note(0.0, 1.0, 60.0, 90), Note(0.1, 0.5, 63.0, 90)])) == []
 
 
 def test_nothing_clean_gives_no_library():

@@ -19,7 +19,7 @@ is shaped band by band. Full band: the analysis and the synthesis run at the out
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -91,25 +91,32 @@ HARMONIC_INTERVALS = frozenset(int(round(12 * np.log2(k))) for k in range(2, 17)
 
 
 def _clean_notes(notes: NoteSequence) -> list[Note]:
-    """The notes long enough to learn from that no other note disturbs: every note sounding with one (within
-    OVERLAP_MARGIN_S) is quieter and either sits at one of its harmonics or overlaps less than a quarter of it."""
+    """The notes long enough to learn from that no other note disturbs, each cut where another note disturbs it
+    (a note disturbs unless it is quieter and either sits at one of the note's harmonics or overlaps less than
+    a quarter of it). A note that a disturbing note sounds with at its onset (within OVERLAP_MARGIN_S: a chord,
+    a held note under it, the note before it ending as it begins) is not clean; one that a disturbing note only
+    begins inside is clean until then, when that still leaves MIN_NOTE_S (a legato phrase, a note transcribed
+    in two parts, a transcription that ends a note late in a room)."""
     ns = sorted(notes.notes, key=lambda n: n.onset_s)
     clean = []
     for i, n in enumerate(ns):
         if n.duration_s < MIN_NOTE_S:
             continue
         lo, hi = n.onset_s - OVERLAP_MARGIN_S, n.offset_s + OVERLAP_MARGIN_S
-        ok = True
+        end = n.offset_s
         for j, m in enumerate(ns):
             if j == i or not (m.onset_s < hi and m.offset_s > lo):
                 continue
             overlap = min(hi, m.offset_s) - max(lo, m.onset_s)
             partial = round(m.pitch_midi - n.pitch_midi) in HARMONIC_INTERVALS
-            if m.velocity >= n.velocity or not (partial or overlap < 0.25 * n.duration_s):
-                ok = False
+            if m.velocity < n.velocity and (partial or overlap < 0.25 * n.duration_s):
+                continue
+            if m.onset_s <= n.onset_s + OVERLAP_MARGIN_S:
+                end = -np.inf  # it sounds at this one's onset
                 break
-        if ok:
-            clean.append(n)
+            end = min(end, m.onset_s - OVERLAP_MARGIN_S)  # it begins inside this one
+        if end - n.onset_s >= MIN_NOTE_S:
+            clean.append(n if end >= n.offset_s else replace(n, offset_s=end))
     return clean
 
 
