@@ -103,24 +103,6 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_note(note: str | None) -> float | None:
-    """A note name (C3, F#2, Bb4) or a MIDI number; None stays None."""
-    if note is None:
-        return None
-    try:
-        return float(note)
-    except ValueError:
-        pass
-    import pretty_midi
-
-    try:
-        return float(pretty_midi.note_name_to_number(note))
-    except (ValueError, KeyError, IndexError):
-        raise HybridError(
-            f"--split-at: {note!r} is neither a note name (C3, F#2) nor a MIDI number"
-        ) from None
-
-
 def check_workers(workers: int) -> None:
     if not 1 <= workers <= 256:
         raise HybridError(f"--workers must be between 1 and 256, got {workers}")
@@ -313,6 +295,7 @@ def transfer(
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
     from rich.console import Console
 
+    from hybrid.parts import parse_note
     from hybrid.pipeline import TransferOptions
     from hybrid.pipeline import transfer as do_transfer
 
@@ -537,14 +520,23 @@ def dataset_build(
             "one instrument per folder; repeat for more.",
         ),
     ] = None,
+    sfz: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--sfz",
+            help="An SFZ instrument: its regions' recorded notes (pitch, velocity, offset and end as it maps "
+            "them); one instrument per file; repeat for more; may be given with --samples.",
+        ),
+    ] = None,
     family: Annotated[
-        str, typer.Option(help="With --samples: the NSynth family of the instruments.")
+        str, typer.Option(help="With --samples/--sfz: the NSynth family of the instruments.")
     ] = "keyboard",
     source: Annotated[
-        str, typer.Option(help="With --samples: acoustic, electronic or synthetic.")
+        str, typer.Option(help="With --samples/--sfz: acoustic, electronic or synthetic.")
     ] = "acoustic",
     licence: Annotated[
-        str, typer.Option(help="With --samples: the recordings' licence and author, kept in every record.")
+        str,
+        typer.Option(help="With --samples/--sfz: the recordings' licence and author, kept in every record."),
     ] = "",
     programs: Annotated[str, typer.Option(help="GM programs, e.g. 0-127 or 0,24,40.")] = "0-127",
     pitches: Annotated[str, typer.Option(help="MIDI pitches.")] = "21-108",
@@ -562,20 +554,22 @@ def dataset_build(
         ),
     ] = OUTPUT_SAMPLE_RATE_HZ,
 ) -> None:
-    """Render GM SoundFont programs, or take a sample library's recorded notes, as NSynth-format notes (4 s;
-    44.1 kHz unless --sample-rate; training reads any rate)."""
+    """Render GM SoundFont programs, or take a sample library's recorded notes (folders or SFZ files), as
+    NSynth-format notes (4 s; 44.1 kHz unless --sample-rate; training reads any rate)."""
     from rich.progress import Progress
 
     from hybrid.data.build import BuildConfig, build_dataset, parse_ranges
 
     check_workers(workers)
-    if bool(soundfont) == bool(samples):
-        raise HybridError("give --soundfont or --samples (one kind of source per dataset)")
-    if samples:
+    recorded = bool(samples) or bool(sfz)
+    if bool(soundfont) == recorded:
+        raise HybridError("give --soundfont, or --samples/--sfz (SoundFonts or recordings per dataset)")
+    if recorded:
         from hybrid.data.samples import SamplesConfig, build_from_samples
 
         scfg = SamplesConfig(
-            folders=tuple(str(p) for p in samples),
+            folders=tuple(str(p) for p in samples or ()),
+            sfz=tuple(str(p) for p in sfz or ()),
             family=family,
             source=source,
             licence=licence,

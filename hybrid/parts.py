@@ -82,3 +82,21 @@ def bass_line(notes: NoteSequence, split_at: float | None = None) -> tuple[NoteS
         NoteSequence([n for n, b in zip(seq, low, strict=True) if b], notes.tempo_bpm),
         NoteSequence([n for n, b in zip(seq, low, strict=True) if not b], notes.tempo_bpm),
     )
+
+
+def parse_note(note: str | None) -> float | None:
+    """A note name (C3, F#2, Bb4) or a MIDI number; None stays None."""
+    if note is None:
+        return None
+    try:
+        return float(note)
+    except ValueError:
+        pass
+    import pretty_midi
+
+    try:
+        return float(pretty_midi.note_name_to_number(note))
+    except (ValueError, KeyError, IndexError):
+        raise HybridError(
+            f"--split-at: {note!r} is neither a note name (C3, F#2) nor a MIDI number"
+        ) from None

@@ -67,6 +67,8 @@ class Job:
     a_name: str
     b_name: str
     options: TransferOptions
+    bass: Path | None = None  # the bass line's timbre song (optional)
+    bass_name: str = ""
     status: str = "queued"
     stage: str = "waiting for its turn"
     error: str | None = None
@@ -261,8 +263,19 @@ class Server:
             b, b_name = self.source(request.get("b"), "B")
         except HybridError as exc:
             raise FieldError("b", str(exc)) from None
+        bass: Path | None = None
+        bass_name = ""
+        if request.get("bass"):
+            try:
+                bass, bass_name = self.source(request.get("bass"), "for the bass")
+            except HybridError as exc:
+                raise FieldError("bass", str(exc)) from None
         try:
             options = options_from(request.get("options") or {})
+            if options.split_at is not None and bass is None:
+                raise HybridError(
+                    "split at: needs a song for the bass (the part under it is played in its sound)"
+                )
         except HybridError as exc:
             raise FieldError("options", str(exc)) from None
         job_id = "j" + secrets.token_hex(8)
@@ -271,7 +284,9 @@ class Server:
         # the songs are linked into the job's folder under the names the user gave them (made safe), so the
         # report names them as the user knows them
         a, b = (_linked(src, folder / slot, name) for src, slot, name in ((a, "a", a_name), (b, "b", b_name)))
-        job = Job(job_id, folder, a, b, a_name, b_name, options)
+        if bass is not None:
+            bass = _linked(bass, folder / "bass", bass_name)
+        job = Job(job_id, folder, a, b, a_name, b_name, options, bass, bass_name)
         try:
             return job, self.queue.submit(job)
         except HybridError:
@@ -294,7 +309,13 @@ class Server:
             progress=progress,
             model=self.model,
             report=job.folder / "report.html",
-            report_settings={"made by": "hybrid serve", "song A": job.a_name, "song B": job.b_name},
+            report_settings={
+                "made by": "hybrid serve",
+                "song A": job.a_name,
+                "song B": job.b_name,
+                **({"bass in the sound of": job.bass_name} if job.bass is not None else {}),
+            },
+            bass_timbre=job.bass,
         )
         job.metrics = {
             "notes": len(result.notes),
@@ -303,6 +324,7 @@ class Server:
             "note_f1": None if result.onset_f1 is None else round(result.onset_f1, 3),
             "played_from": "B's note library" if result.timbre.plays_library else "the decoder",
             "drums": result.drums,
+            "bass": job.bass_name if result.parts else None,
             "duration_s": round(len(result.audio) / result.sample_rate_hz, 2),
         }
 
@@ -316,6 +338,7 @@ class Server:
             "error": job.error,
             "a": job.a_name,
             "b": job.b_name,
+            "bass": job.bass_name or None,
             "metrics": job.metrics,
             "files": {name: f"/api/jobs/{job.id}/files/{name}" for name in FILES} if done else {},
         }
@@ -352,6 +375,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "sample_rate_hz",
         "acoustics",
         "drums",
+        "split_at",
     }
     unknown = sorted(set(d) - allowed)
     if unknown:
@@ -380,6 +404,10 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "acoustics": bool(d.get("acoustics", True)),
         "drums": "keep" if d.get("drums") in (True, "keep") else "drop",
     }
+    if d.get("split_at") not in (None, ""):
+        from hybrid.parts import parse_note
+
+        kwargs["split_at"] = parse_note(str(d["split_at"]).strip())
     for key in ("transpose", "seed", "sample_rate_hz"):
         v = number(key, int)
         if v is not None:

@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from hybrid.cli import app, parse_note
+from hybrid.cli import app
 from hybrid.errors import HybridError
 from hybrid.notes import Note, NoteSequence
-from hybrid.parts import bass_line, split_drums
+from hybrid.parts import bass_line, parse_note, split_drums
 
 from .conftest import EXAMPLES
 

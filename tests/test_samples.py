@@ -100,9 +100,102 @@ def test_bad_sample_options_are_refused(tmp_path):
     r = run(app, ["dataset", "build", "--samples", str(empty), "--out", str(tmp_path / "ds")])
     assert r.exit_code == 1 and "holds no audio files" in r.output
     r = run(app, ["dataset", "build", "--out", str(tmp_path / "ds")])
-    assert r.exit_code == 1 and "give --soundfont or --samples" in r.output
+    assert r.exit_code == 1 and "give --soundfont, or --samples/--sfz" in r.output
     (empty / "x.wav").write_bytes(b"")
     r = run(
         app, ["dataset", "build", "--samples", str(empty), "--out", str(tmp_path / "ds"), "--family", "kazoo"]
     )
     assert r.exit_code == 1 and "--family must be one of" in r.output
+
+
+SFZ = """
+// a sketch of an sfzinstruments-style layout: defines, an include, a default path, groups and regions
+#define $VELTOP 90
+<control> default_path=samples\\
+#include "mapping.sfz"
+"""
+MAPPING = """
+/* the soft layer */
+<group> lovel=1 hivel=$VELTOP amp_veltrack=80
+<region> sample=Soft C4.wav pitch_keycenter=c4 lokey=b3 hikey=c#4
+<region> sample=long.wav pitch_keycenter=69 offset=44100 end=176399
+<group> hivel=127 // the loud layer, with its own velocity
+<region> sample=loud.wav key=e4
+<region> sample=nameless.wav lokey=50 hikey=50 tune=-3
+<region> sample=guess_G4.wav
+<region> sample=release.wav trigger=release pitch_keycenter=60
+<region> sample=*sine pitch_keycenter=60
+<region> sample=missing.wav key=d4
+"""
+
+
+def write_sfz_library(root):
+    (root / "samples").mkdir(parents=True)
+    (root / "piano.sfz").write_text(SFZ)
+    (root / "mapping.sfz").write_text(MAPPING)
+    sf.write(root / "samples" / "Soft C4.wav", tone(60, 3.0), SR)
+    # a take of three notes in one file: A4 from 1 s to 4 s (frames 44100-176399), others around it
+    sf.write(
+        root / "samples" / "long.wav",
+        np.concatenate([tone(62, 1.0, 0.0), tone(69, 3.0, 0.0), tone(50, 1.0, 0.0)]),
+        SR,
+    )
+    sf.write(root / "samples" / "loud.wav", tone(64, 3.0), SR)
+    sf.write(root / "samples" / "nameless.wav", tone(50, 3.0), SR)
+    sf.write(root / "samples" / "guess_G4.wav", tone(67, 3.0), SR)
+    sf.write(root / "samples" / "release.wav", tone(60, 1.0), SR)
+
+
+def test_an_sfz_file_maps_its_regions_notes(tmp_path):
+    from hybrid.data.sfz import read_sfz, sfz_note
+
+    assert [sfz_note(v) for v in ("c4", "C#4", "db4", "a0", "60", "c-1", "g9", "h4", "128")] == [
+        60, 61, 61, 21, 60, 0, 127, None, None,
+    ]  # fmt: skip
+    write_sfz_library(tmp_path)
+    regions = read_sfz(tmp_path / "piano.sfz")
+    got = [(r.sample.name, r.pitch, r.velocity, r.offset, r.end) for r in regions]
+    assert got == [
+        ("Soft C4.wav", 60, 90, 0, None),  # a name with a space; the group's hivel through its #define
+        ("long.wav", 69, 90, 44100, 176399),
+        ("loud.wav", 64, 127, 0, None),  # the second group does not keep the first's hivel=90
+        ("nameless.wav", 50, 127, 0, None),  # one key: lokey = hikey
+        ("guess_G4.wav", None, 127, 0, None),  # no key: the builder reads the name
+        ("missing.wav", 62, 127, 0, None),
+    ]  # the release sample and the built-in sine are skipped
+    assert all(r.sample.parent == tmp_path / "samples" for r in regions)  # default_path, "\\" as "/"
+
+
+def test_an_sfz_instrument_becomes_a_training_set(tmp_path):
+    write_sfz_library(tmp_path / "lib")
+    r = CliRunner().invoke(
+        app,
+        ["dataset", "build", "--sfz", str(tmp_path / "lib" / "piano.sfz"), "--out", str(tmp_path / "ds"),
+         "--licence", "CC0, sketch"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    records = {}
+    for split in ("train", "valid", "test"):
+        records.update(json.loads((tmp_path / "ds" / f"nsynth-{split}" / "examples.json").read_text()))
+    got = sorted(
+        (rec["sample_file"], rec["pitch"], rec["velocity"], rec["sample_folder"]) for rec in records.values()
+    )
+    assert got == [
+        ("Soft C4.wav", 60, 90, "piano"),
+        ("guess_G4.wav", 67, 127, "piano"),
+        ("long.wav", 69, 90, "piano"),  # only its A4: the other notes of the take would fail the pitch check
+        ("loud.wav", 64, 127, "piano"),
+        ("nameless.wav", 50, 127, "piano"),
+    ]
+    info = json.loads((tmp_path / "ds" / "build_info.json").read_text())
+    assert info["report"]["dropped"] == {"unreadable": 1}  # missing.wav
+    assert info["samples"]["sfz"] == [str(tmp_path / "lib" / "piano.sfz")]
+    r = CliRunner().invoke(
+        app, ["dataset", "build", "--sfz", str(tmp_path / "none.sfz"), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 1 and "none.sfz: no such SFZ file" in r.output
+    (tmp_path / "empty.sfz").write_text("<group> hivel=100\n")
+    r = CliRunner().invoke(
+        app, ["dataset", "build", "--sfz", str(tmp_path / "empty.sfz"), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 1 and "maps no recorded notes" in r.output

@@ -3,12 +3,14 @@ the page's API that writes what the CLI writes."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -133,6 +135,13 @@ def test_the_pages_options_become_transfer_options():
     o = options_from({"acoustics": False, "drums": "keep"})
     assert o == TransferOptions(acoustics=False, drums="keep")
     assert options_from({"drums": "drop"}).drums == "drop" and options_from({}).drums == "drop"
+    assert (
+        options_from({"split_at": "C3"}).split_at == 48.0
+        and options_from({"split_at": " 50 "}).split_at == 50.0
+    )
+    assert options_from({"split_at": ""}).split_at is None
+    with pytest.raises(HybridError, match="--split-at: 'H9' is neither a note name"):
+        options_from({"split_at": "H9"})
 
 
 def test_a_browsers_file_name_never_becomes_a_path():
@@ -216,3 +225,51 @@ def test_bad_requests_get_one_line_beside_their_field(client):
     page = c.get("/")
     assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
     assert "http" not in page.text.replace("http-equiv", "")  # no outside address in the page
+
+
+def test_the_bass_line_in_a_third_songs_sound_from_the_page(client, model, tmp_path):
+    # The page's optional bass song: the job plays the bass line (the notes under C4) in its sound, exactly as
+    # the Python API does with bass_timbre, and says so.
+    import soundfile as sf
+
+    from hybrid.pipeline import transfer
+
+    c, server = client
+    r = c.post(
+        "/api/jobs",
+        json={
+            "a": "example:guitar.wav",
+            "b": "example:trumpet.ogg",
+            "bass": "example:guitar.wav",
+            "options": {"split_at": "C4"},
+        },
+    )
+    assert r.status_code == 202, r.json()
+    job = server.queue.wait(r.json()["id"], 300)
+    assert job.status == "done", job.error
+    status = c.get(f"/api/jobs/{job.id}").json()
+    assert status["bass"] == "guitar.wav" and status["metrics"]["bass"] == "guitar.wav"
+    page, sr = sf.read(io.BytesIO(c.get(status["files"]["output.wav"]).content), dtype="float32")
+    api = transfer(
+        EXAMPLES / "guitar.wav",
+        EXAMPLES / "trumpet.ogg",
+        tmp_path / "api.wav",
+        TransferOptions(split_at=60.0),
+        model=model,
+        bass_timbre=EXAMPLES / "guitar.wav",
+    )
+    assert set(api.parts) == {"bass", "rest"}
+    expected, sr_api = sf.read(tmp_path / "api.wav", dtype="float32")
+    assert sr == sr_api and np.array_equal(page, expected)
+
+
+def test_a_bad_bass_song_or_split_is_refused_beside_its_field(client):
+    c, _ = client
+    ab = {"a": "example:guitar.wav", "b": "example:trumpet.ogg"}
+    r = c.post("/api/jobs", json={**ab, "bass": "u0000"})
+    assert r.status_code == 400 and r.json()["field"] == "bass" and "upload it again" in r.json()["error"]
+    r = c.post("/api/jobs", json={**ab, "options": {"split_at": "C3"}})
+    assert r.status_code == 400 and r.json() == {
+        "error": "split at: needs a song for the bass (the part under it is played in its sound)",
+        "field": "options",
+    }

@@ -112,7 +112,9 @@ def test_a_transfer_from_the_page_in_a_real_browser(server, browser, tmp_path):
     browser.get(url + "/")
     browser.find_element(By.ID, "file-a").send_keys(str(EXAMPLES / "guitar.wav"))
     browser.find_element(By.ID, "file-b").send_keys(str(EXAMPLES / "trumpet.ogg"))
-    for slot in ("a", "b"):
+    browser.find_element(By.CSS_SELECTOR, "#options summary").click()  # the bass song is among the options
+    browser.find_element(By.ID, "file-bass").send_keys(str(EXAMPLES / "guitar.wav"))
+    for slot in ("a", "b", "bass"):
         msg = browser.find_element(By.ID, f"msg-{slot}")
         wait_for(lambda m=msg: "ok" in m.get_attribute("class") and " s" in m.text, 60, f"upload {slot}")
     start = browser.find_element(By.ID, "start")
@@ -121,6 +123,7 @@ def test_a_transfer_from_the_page_in_a_real_browser(server, browser, tmp_path):
     status = browser.find_element(By.ID, "status")
     wait_for(lambda: status.text in ("Done.",) or status.text.startswith("Failed"), 300, "the transfer")
     assert status.text == "Done.", status.text
+    assert "the bass line in the sound of guitar.wav" in browser.find_element(By.ID, "metrics").text
     duration = wait_for(
         lambda: browser.execute_script(
             "const a = document.getElementById('out-audio'); return a.readyState >= 1 ? a.duration : 0;"

@@ -1,6 +1,8 @@
 """Recorded notes -> NSynth-format notes: a sample library (one recording per note) becomes a training set.
 
-Each folder given is one instrument; each audio file in it is one note. The pitch comes from the file's name
+Each folder given is one instrument; each audio file in it is one note. So is each SFZ file given: its regions
+are its notes (hybrid.data.sfz), with the pitch, velocity and frames the region maps. Otherwise the pitch comes
+from the file's name
 (C4, F#3, Bb2, or Fs4 as SFZ libraries spell sharps; octave 4 holds middle C) or, when the name has none,
 from the recording (the YIN median of its first 2 s, rounded to the nearest MIDI note); the velocity from a
 `v100`-style token, else 100. A note is taken from its onset (the first sample above 5% of its peak, less
@@ -35,7 +37,8 @@ _STEPS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 
 @dataclass(frozen=True, kw_only=True)
 class SamplesConfig:
-    folders: tuple[str, ...]
+    folders: tuple[str, ...] = ()
+    sfz: tuple[str, ...] = ()  # SFZ instruments, one instrument each
     family: str = "keyboard"
     source: str = "acoustic"
     licence: str = ""
@@ -47,8 +50,8 @@ class SamplesConfig:
     def __post_init__(self) -> None:
         from hybrid.data.build import BuildConfig
 
-        if not self.folders:
-            raise HybridError("no sample folders given")
+        if not self.folders and not self.sfz:
+            raise HybridError("no sample folders or SFZ files given")
         if self.family not in FAMILIES:
             raise HybridError(f"--family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.source not in SOURCES:
@@ -66,6 +69,61 @@ class SamplesConfig:
                 raise HybridError(f"{p}: not a folder of recorded notes")
             if not any(f.suffix.lower() in AUDIO_SUFFIXES for f in p.iterdir()):
                 raise HybridError(f"{p}: holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        for sfz in self.sfz:
+            from hybrid.data.sfz import read_sfz
+
+            if not read_sfz(sfz):
+                raise HybridError(f"{sfz}: maps no recorded notes (no <region> with a sample)")
+
+
+@dataclass(frozen=True)
+class Take:
+    """One recorded note to take: its file, its pitch when known (else read from the name or measured), its
+    velocity, and the frames to use (SFZ's offset and end)."""
+
+    path: Path
+    pitch: int | None
+    velocity: int
+    offset: int = 0
+    end: int | None = None
+
+
+def instruments(config: SamplesConfig) -> list[tuple[str, list[Take]]]:
+    """(name, takes) per instrument: each folder's audio files, then each SFZ file's regions."""
+    from hybrid.data.sfz import read_sfz
+
+    out = []
+    for folder in (Path(f) for f in config.folders):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        out.append(
+            (folder.name, [Take(p, pitch_from_name(p.stem), velocity_from_name(p.stem)) for p in files])
+        )
+    for sfz in (Path(f) for f in config.sfz):
+        takes = [
+            Take(
+                r.sample,
+                r.pitch if r.pitch is not None else pitch_from_name(r.sample.stem),
+                r.velocity,
+                r.offset,
+                r.end,
+            )
+            for r in read_sfz(sfz)
+        ]
+        out.append((sfz.stem, takes))
+    return out
+
+
+def load_take(take: Take, sample_rate_hz: int) -> npt.NDArray[np.float32]:
+    """The take's frames (offset to end, at the file's own rate), mono, at `sample_rate_hz`."""
+    from hybrid.audio import load_audio, resample
+
+    if take.offset == 0 and take.end is None:
+        return load_audio(take.path, sample_rate_hz=sample_rate_hz)[0]
+    y, native = load_audio(take.path)
+    y = y[take.offset : None if take.end is None else take.end + 1]  # SFZ's end is the last frame played
+    if len(y) == 0:
+        raise HybridError(f"{take.path}: offset {take.offset} is past its end")
+    return resample(y, native, sample_rate_hz)
 
 
 def pitch_from_name(stem: str) -> int | None:
@@ -127,30 +185,28 @@ def build_from_samples(config: SamplesConfig, out_root: str | Path) -> BuildRepo
     """Write the NSynth layout into out_root from the sample folders (see the module's docstring)."""
     import soundfile as sf
 
-    from hybrid.audio import load_audio
     from hybrid.outputs import atomic_path
 
     root = Path(out_root)
     if root.exists() and not root.is_dir():
         raise HybridError(f"{root}: exists and is not a folder (--out names the dataset's folder)")
-    folders = [Path(f) for f in config.folders]
-    splits = _splits([f.name for f in folders], config)
+    found = instruments(config)
+    splits = _splits([name for name, _ in found], config)
     for s in SPLITS:
         (split_dir(root, s) / "audio").mkdir(parents=True, exist_ok=True)
     report = BuildReport()
     by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for i, folder in enumerate(folders):
-        split = splits[folder.name]
+    for i, (instrument, takes) in enumerate(found):
+        split = splits[instrument]
         seen: set[tuple[int, int]] = set()
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+        for take in takes:
             try:
-                y, _ = load_audio(path, sample_rate_hz=config.sample_rate_hz)
+                y = load_take(take, config.sample_rate_hz)
             except HybridError:
                 report.dropped["unreadable"] = report.dropped.get("unreadable", 0) + 1
                 continue
-            named = pitch_from_name(path.stem)
-            pitch = named if named is not None else estimate_pitch(y, config.sample_rate_hz)
-            velocity = velocity_from_name(path.stem)
+            pitch = take.pitch if take.pitch is not None else estimate_pitch(y, config.sample_rate_hz)
+            velocity = take.velocity
             if pitch is None or (pitch, velocity) in seen:
                 skip = "no_pitch" if pitch is None else "duplicate"
                 report.dropped[skip] = report.dropped.get(skip, 0) + 1
@@ -166,8 +222,8 @@ def build_from_samples(config: SamplesConfig, out_root: str | Path) -> BuildRepo
                 sf.write(str(tmp), note, config.sample_rate_hz, subtype="PCM_16", format="WAV")
             extra = {
                 "sample_rate": config.sample_rate_hz,
-                "sample_folder": folder.name,
-                "sample_file": path.name,
+                "sample_folder": instrument,  # the folder's name, or the SFZ file's
+                "sample_file": take.path.name,
                 "licence": config.licence,
             }
             by_split[split].append(make_record(name, 0, extra))

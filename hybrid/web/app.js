@@ -1,7 +1,7 @@
 // hybrid serve: the page's logic. No libraries, no requests to any other host.
 "use strict";
 
-const chosen = { a: null, b: null };  // an upload id or "example:NAME"
+const chosen = { a: null, b: null, bass: null };  // an upload id or "example:NAME" (bass: optional)
 let job = null;
 let timer = null;
 
@@ -64,6 +64,7 @@ function options() {
     library: $("library").checked,
     acoustics: $("acoustics").checked,
     drums: $("drums").checked ? "keep" : "drop",
+    split_at: $("split-at").value.trim() || null,
   };
 }
 
@@ -92,7 +93,7 @@ function results(status) {
   $("report").src = f["report.html"];
   const m = status.metrics;
   $("metrics").textContent = m.notes + " notes at " + m.tempo_bpm + " BPM, " + m.duration_s + " s; played from " +
-    m.played_from + "; drums " + m.drums + "; note F1 against A " + (m.note_f1 === null ? "n/a" : m.note_f1.toFixed(3));
+    m.played_from + "; drums " + m.drums + (m.bass ? "; the bass line in the sound of " + m.bass : "") + "; note F1 against A " + (m.note_f1 === null ? "n/a" : m.note_f1.toFixed(3));
   $("results").hidden = false;
 }
 
@@ -109,11 +110,11 @@ async function start() {
   $("results").hidden = true;
   $("msg-options").textContent = "";
   const r = await fetch("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ a: chosen.a, b: chosen.b, options: options() }) });
+    body: JSON.stringify({ a: chosen.a, b: chosen.b, bass: chosen.bass, options: options() }) });
   const reply = await r.json();
   if (!r.ok) {
-    const where = reply.field === "a" || reply.field === "b" ? reply.field : "options";
-    if (where === "options") { $("options").open = true; }
+    const where = ["a", "b", "bass"].includes(reply.field) ? reply.field : "options";
+    if (where === "options" || where === "bass") { $("options").open = true; }
     say(where, reply.error, false);
     return;
   }
@@ -133,7 +134,7 @@ async function init() {
   const limits = await r.json();
   $("limits").textContent = "Files up to " + limits.max_upload_mb + " MB and " + limits.max_minutes +
     " minutes: wav, flac, ogg, mp3 and more.";
-  for (const slot of ["a", "b"]) {
+  for (const slot of ["a", "b", "bass"]) {
     const select = $("example-" + slot);
     for (const name of limits.examples) {
       const o = document.createElement("option");
