@@ -240,7 +240,7 @@ def render_notes(
     from hybrid.audio import loudness_normalize
     from hybrid.calibration import note_check, render_timbre
 
-    checked = note_check(model.renderer, notes, timbre, model.transcriber, seed)
+    checked = note_check(model.renderer, notes, timbre, model.transcriber, seed, acoustics)
     y = render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics)
     return (loudness_normalize(y, inplace=True) if normalize else y), checked
 
@@ -629,6 +629,8 @@ def _room_setting(timbre: FittedTimbre, acoustics: bool) -> str:
     room = timbre.room()
     if not acoustics:
         return "dry (--dry)"
+    if timbre.acoustics is not None and not timbre.use_room:
+        return "dry (in the timbre song's room these notes transcribed worse)"
     if room is None:
         return "dry (not calibrated)"
     return (

@@ -251,3 +251,30 @@ def test_the_library_is_held_to_the_decoder_without_its_offset(
     else:
         np.testing.assert_allclose(out.offset, offset * share)
     assert next(scripted, None) is None  # every scripted F1 was asked for, no more
+
+
+@pytest.mark.parametrize(("wet_f1", "kept"), [(0.9, True), (0.95, True), (0.85, False)])
+def test_the_library_keeps_bs_room_only_while_the_notes_survive_it(monkeypatch, wet_f1, kept):
+    # The library plays (0.9 on the window, dry); in B's room the window transcribes at wet_f1: the room stays
+    # when that loses no note (ROOM_TOLERANCE 0), and is left out otherwise; with --dry it is not checked.
+    import sys
+
+    from hybrid.calibration.acoustics import Acoustics, Room
+
+    nc = sys.modules["hybrid.calibration.note_check"]
+    asked = []
+
+    def scripted_f1(y, sample_rate_hz, window, transcriber):
+        asked.append("dry" if y.max() == 0.5 and y.min() == 0.5 else "wet")
+        return 0.9 if asked[-1] == "dry" else wet_f1
+
+    monkeypatch.setattr(nc, "_window_f1", scripted_f1)
+    room = Room(wet_db=-12.0, floor=False)
+    acoustics = Acoustics((0.5, 0.5, 0.4, 0.3), float("-inf"), (0.0,) * 24, 0.0, 1, library_room=room)
+    timbre = FittedTimbre(np.ones(4, np.float32), library=_ScriptedLibrary(), acoustics=acoustics)
+    out = note_check(_CountingRenderer(), melody([60, 64, 67]), timbre, transcriber=object(), acoustics=True)
+    assert out.plays_library and asked == ["dry", "wet"]
+    assert out.use_room is kept and (out.room() == room) is kept
+    asked.clear()
+    assert note_check(_CountingRenderer(), melody([60, 64]), timbre, transcriber=object()).use_room
+    assert asked == ["dry"]

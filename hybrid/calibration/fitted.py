@@ -50,6 +50,7 @@ class FittedTimbre:
     no_offset_correction: Correction | None = None  # measured without the offset
     library: NoteLibrary | None = None  # the timbre song's clean notes, when it has any
     use_library: bool = True  # False: the note check found that the library loses these notes
+    use_room: bool = True  # False: the note check found that B's room hides these notes
     acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
     high_band: HighBand | None = None  # B's balance above 8 kHz, for the decoder's band extension
 
@@ -59,8 +60,8 @@ class FittedTimbre:
         return self.library is not None and self.use_library
 
     def room(self) -> Room | None:
-        """The room a rendering adds (None when there are no acoustics)."""
-        if self.acoustics is None:
+        """The room a rendering adds (None when there are no acoustics, or the note check left the room out)."""
+        if self.acoustics is None or not self.use_room:
             return None
         return self.acoustics.library_room if self.plays_library else self.acoustics.decoder_room
 

@@ -33,6 +33,8 @@ CHECK_ONSET_S = 0.1  # where the window's first onset is moved to
 # The note library is kept when the window's onset F1 with it is at least the decoder's (without its
 # offset) less this.
 LIBRARY_TOLERANCE = 0.2
+# B's room is kept when the window's onset F1 in it is at least the dry rendering's less this.
+ROOM_TOLERANCE = 0.0
 
 
 def check_window(notes: NoteSequence, seconds: float = CHECK_S) -> NoteSequence:
@@ -60,11 +62,13 @@ def note_check(
     timbre: FittedTimbre,
     transcriber: Transcriber | None = None,
     seed: int = 0,
+    acoustics: bool = False,
 ) -> FittedTimbre:
     """The timbre as these notes are rendered with it: with its note library when the library loses no more
     than LIBRARY_TOLERANCE of onset F1 against the decoder without the offset (the library plays alone then,
     so the offset is not checked); else the decoder with its whole offset, half of it, or none: the most of it
-    with which these notes still transcribe as themselves."""
+    with which these notes still transcribe as themselves. With `acoustics` (the rendering goes into B's
+    fitted room), the library's room is kept only when the notes transcribe as well in it as dry."""
     if not notes.notes:
         return timbre
     from hybrid.transcription import Transcriber
@@ -76,16 +80,46 @@ def note_check(
     # judged at the rate it will be written at (rendered at 22.05 kHz instead, the example trumpet phrase in the
     # guitar's sound transcribes differently: onset F1 0.45 against 0.58)
     rate = timbre.library.sample_rate_hz
-    library_f1 = _window_f1(timbre.library.render(window, rate, seed=seed), rate, window, transcriber)
-    if library_f1 >= 1.0 - LIBRARY_TOLERANCE:
-        return replace(timbre, use_library=True)  # no decoder's F1 (at most 1) could take it from the library
-    bare = timbre.with_offset_share(0.0)
-    strength = timbre.strength(window)
-    (mix,) = renderer.mixes(window, bare.embedding, [bare.scaled_offset(strength)], seed)
-    floor = _window_f1(bare.corrected(mix, strength), SAMPLE_RATE_HZ, window, transcriber)
-    if library_f1 >= floor - LIBRARY_TOLERANCE:
-        return replace(timbre, use_library=True)
-    return replace(_offset_check(renderer, window, timbre, transcriber, seed, floor), use_library=False)
+    dry = timbre.library.render(window, rate, seed=seed)
+    library_f1 = _window_f1(dry, rate, window, transcriber)
+    with_library = replace(timbre, use_library=True)
+    if (
+        library_f1 < 1.0 - LIBRARY_TOLERANCE
+    ):  # else no decoder's F1 (at most 1) could take it from the library
+        bare = timbre.with_offset_share(0.0)
+        strength = timbre.strength(window)
+        (mix,) = renderer.mixes(window, bare.embedding, [bare.scaled_offset(strength)], seed)
+        floor = _window_f1(bare.corrected(mix, strength), SAMPLE_RATE_HZ, window, transcriber)
+        if library_f1 < floor - LIBRARY_TOLERANCE:
+            return replace(
+                _offset_check(renderer, window, timbre, transcriber, seed, floor), use_library=False
+            )
+    if not acoustics:
+        return with_library
+    return _room_check(with_library, dry, rate, library_f1, window, transcriber, seed)
+
+
+def _room_check(
+    timbre: FittedTimbre,
+    dry: npt.NDArray[np.float32],
+    sample_rate_hz: int,
+    dry_f1: float,
+    window: NoteSequence,
+    transcriber: Transcriber,
+    seed: int,
+) -> FittedTimbre:
+    """The timbre without its room (use_room False) when the window's dry rendering transcribes better than
+    the same in the room, by more than ROOM_TOLERANCE of onset F1."""
+    room = timbre.room()
+    if room is None or room.dry or timbre.acoustics is None:
+        return timbre
+    from hybrid.audio import mono
+    from hybrid.calibration.acoustics import apply_acoustics
+
+    wet = mono(apply_acoustics(dry, sample_rate_hz, timbre.acoustics, room, seed))
+    if _window_f1(wet, sample_rate_hz, window, transcriber) >= dry_f1 - ROOM_TOLERANCE:
+        return timbre
+    return replace(timbre, use_room=False)
 
 
 def _window_f1(
