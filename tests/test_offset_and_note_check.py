@@ -278,3 +278,26 @@ def test_the_library_keeps_bs_room_only_while_the_notes_survive_it(monkeypatch, 
     asked.clear()
     assert note_check(_CountingRenderer(), melody([60, 64]), timbre, transcriber=object()).use_room
     assert asked == ["dry"]
+
+
+@pytest.mark.parametrize(("library", "kept"), [(False, False), (True, True)])
+def test_the_decoders_room_is_checked_too(monkeypatch, library, kept):
+    # Without a library, and with no offset to check, the decoder's window is rendered once, transcribed dry
+    # (0.9) and in the decoder's room (0.8): the room is left out. With a library that plays, the decoder's
+    # room is not the one checked (the library's is dry here).
+    import sys
+
+    from hybrid.calibration.acoustics import Acoustics, Room
+
+    nc = sys.modules["hybrid.calibration.note_check"]
+    answers = iter([0.9, 0.8])
+    monkeypatch.setattr(nc, "_window_f1", lambda y, sr, w, t: next(answers))
+    acoustics = Acoustics((0.5,) * 4, float("-inf"), (0.0,) * 24, 0.0, 1, decoder_room=Room(wet_db=-6.0))
+    timbre = FittedTimbre(
+        np.ones(4, np.float32), acoustics=acoustics, library=_ScriptedLibrary() if library else None
+    )
+    renderer = _CountingRenderer()
+    out = note_check(renderer, melody([60, 64, 67]), timbre, transcriber=object(), acoustics=True)
+    assert out.use_room is kept and out.plays_library is library
+    assert renderer.calls == ([] if library else [[None]])
+    assert (next(answers, None) is None) is not library  # both answers asked for without a library

@@ -22,6 +22,7 @@ from hybrid.constants import SAMPLE_RATE_HZ
 from hybrid.notes import NoteSequence
 
 if TYPE_CHECKING:
+    from hybrid.calibration.acoustics import Room
     from hybrid.neural.renderer import Renderer
     from hybrid.transcription import Transcriber
 
@@ -76,27 +77,50 @@ def note_check(
     transcriber = transcriber or Transcriber()
     window = check_window(notes)
     if timbre.library is None:
-        return _offset_check(renderer, window, timbre, transcriber, seed)
+        checked, mix, f1 = _offset_check(renderer, window, timbre, transcriber, seed)
+        if not acoustics or _room_to_check(checked) is None:
+            return checked
+        if mix is None or f1 is None:  # nothing was rendered (no offset to check): the decoder as it is
+            mix, f1 = _decoder_window(renderer, window, checked, transcriber, seed)
+        return _room_check(checked, mix, SAMPLE_RATE_HZ, f1, window, transcriber, seed)
     # judged at the rate it will be written at (rendered at 22.05 kHz instead, the example trumpet phrase in the
     # guitar's sound transcribes differently: onset F1 0.45 against 0.58)
     rate = timbre.library.sample_rate_hz
     dry = timbre.library.render(window, rate, seed=seed)
     library_f1 = _window_f1(dry, rate, window, transcriber)
-    with_library = replace(timbre, use_library=True)
     if (
         library_f1 < 1.0 - LIBRARY_TOLERANCE
     ):  # else no decoder's F1 (at most 1) could take it from the library
-        bare = timbre.with_offset_share(0.0)
-        strength = timbre.strength(window)
-        (mix,) = renderer.mixes(window, bare.embedding, [bare.scaled_offset(strength)], seed)
-        floor = _window_f1(bare.corrected(mix, strength), SAMPLE_RATE_HZ, window, transcriber)
+        floor_mix, floor = _decoder_window(renderer, window, timbre.with_offset_share(0.0), transcriber, seed)
         if library_f1 < floor - LIBRARY_TOLERANCE:
-            return replace(
-                _offset_check(renderer, window, timbre, transcriber, seed, floor), use_library=False
-            )
+            checked, mix, f1 = _offset_check(renderer, window, timbre, transcriber, seed, floor)
+            checked = replace(checked, use_library=False)
+            if not acoustics:
+                return checked
+            if mix is None or f1 is None:  # the rendering without the offset: the floor's
+                mix, f1 = floor_mix, floor
+            return _room_check(checked, mix, SAMPLE_RATE_HZ, f1, window, transcriber, seed)
+    with_library = replace(timbre, use_library=True)
     if not acoustics:
         return with_library
     return _room_check(with_library, dry, rate, library_f1, window, transcriber, seed)
+
+
+def _decoder_window(
+    renderer: Renderer, window: NoteSequence, timbre: FittedTimbre, transcriber: Transcriber, seed: int
+) -> tuple[npt.NDArray[np.float32], float]:
+    """The decoder's rendering of the window with this timbre (its offset and correction at the window's
+    strength), and its onset F1."""
+    strength = timbre.strength(window)
+    (mix,) = renderer.mixes(window, timbre.embedding, [timbre.scaled_offset(strength)], seed)
+    mix = timbre.corrected(mix, strength)
+    return mix, _window_f1(mix, SAMPLE_RATE_HZ, window, transcriber)
+
+
+def _room_to_check(timbre: FittedTimbre) -> Room | None:
+    """The room this timbre's player adds (None when it adds none)."""
+    room = timbre.room()
+    return None if room is None or room.dry or timbre.acoustics is None else room
 
 
 def _room_check(
@@ -110,9 +134,10 @@ def _room_check(
 ) -> FittedTimbre:
     """The timbre without its room (use_room False) when the window's dry rendering transcribes better than
     the same in the room, by more than ROOM_TOLERANCE of onset F1."""
-    room = timbre.room()
-    if room is None or room.dry or timbre.acoustics is None:
+    room = _room_to_check(timbre)
+    if room is None:
         return timbre
+    assert timbre.acoustics is not None
     from hybrid.audio import mono
     from hybrid.calibration.acoustics import apply_acoustics
 
@@ -144,26 +169,27 @@ def _offset_check(
     transcriber: Transcriber,
     seed: int,
     floor: float | None = None,
-) -> FittedTimbre:
-    """The share of the offset kept: the largest whose onset F1 on the window is at least `floor` (that of the
-    rendering without the offset, less CHECK_TOLERANCE; measured here when not given). The renderings with
-    each share come from one run of the network."""
+) -> tuple[FittedTimbre, npt.NDArray[np.float32] | None, float | None]:
+    """The timbre with the share of the offset kept: the largest whose onset F1 on the window is at least
+    `floor` (that of the rendering without the offset, less CHECK_TOLERANCE; measured here when not given);
+    with the window's rendering with that share and its F1 (None, None when nothing was rendered: there is no
+    offset to check, or the share is none and `floor` was given). The renderings with each share come from one
+    run of the network."""
     if timbre.offset is None or timbre.strength(window) <= 0.0:
-        return timbre
+        return timbre, None, None
     order = (0.0, 1.0, 0.5)  # none first: the floor the others are held to
     assert set(order) == set(OFFSET_SHARES)
     shares = order if floor is None else order[1:]
     timbres = [timbre.with_offset_share(s) for s in shares]
     strength = timbre.strength(window)
-    mixes = renderer.mixes(window, timbre.embedding, [t.scaled_offset(strength) for t in timbres], seed)
-    f1s = (
-        _window_f1(t.corrected(m, strength), SAMPLE_RATE_HZ, window, transcriber)
-        for t, m in zip(timbres, mixes, strict=True)
-    )
+    raw = renderer.mixes(window, timbre.embedding, [t.scaled_offset(strength) for t in timbres], seed)
+    mixes = [t.corrected(m, strength) for t, m in zip(timbres, raw, strict=True)]
+    f1s = (_window_f1(m, SAMPLE_RATE_HZ, window, transcriber) for m in mixes)
+    floor_mix = None
     if floor is None:
-        floor = next(f1s)
-        timbres = timbres[1:]
-    for t, f1 in zip(timbres, f1s, strict=True):  # transcribed one by one, only as far as needed
+        floor, floor_mix = next(f1s), mixes[0]
+        timbres, mixes = timbres[1:], mixes[1:]
+    for t, m, f1 in zip(timbres, mixes, f1s, strict=True):  # transcribed one by one, only as far as needed
         if f1 >= floor - CHECK_TOLERANCE:
-            return t
-    return timbre.with_offset_share(0.0)
+            return t, m, f1
+    return timbre.with_offset_share(0.0), floor_mix, None if floor_mix is None else floor
