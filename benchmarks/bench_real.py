@@ -69,7 +69,9 @@ class Systems:
         self.names, self.tr = names, transcriber
         self.model = self.lookup = None
         self.played_from_library = 0
-        self.player = ""  # who played the last hybrid rendering: library, decoder, decoder (check)
+        # who played the last hybrid rendering (library, decoder, decoder (check)), and whether the note check
+        # left B's room out
+        self.player = ""
         if any(n in HYBRIDS for n in names):
             from hybrid.neural.renderer import Renderer
             from hybrid.pipeline import Model
@@ -109,13 +111,14 @@ class Systems:
                 acoustics=not name.endswith("-dry"),
             )
             self.played_from_library += rendered.plays_library
-            self.player = (
+            played = (
                 "library"
                 if rendered.plays_library
                 else "decoder"
                 if rendered.library is None
                 else "decoder (check)"
             )
+            self.player = played + ("" if rendered.use_room else ", room left out")
             return mono(y), OUTPUT_SAMPLE_RATE_HZ
         if name == "nearest-gm":
             return loudness_normalize(self.lookup.render(notes, kept)), SR  # type: ignore[union-attr, arg-type]
