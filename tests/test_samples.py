@@ -199,3 +199,18 @@ def test_an_sfz_instrument_becomes_a_training_set(tmp_path):
         app, ["dataset", "build", "--sfz", str(tmp_path / "empty.sfz"), "--out", str(tmp_path / "x")]
     )
     assert r.exit_code == 1 and "maps no recorded notes" in r.output
+
+
+def test_a_broken_sfz_file_gets_one_line(tmp_path):
+    (tmp_path / "loop.sfz").write_text('#include "loop.sfz"\n<region> sample=a.wav\n')
+    r = CliRunner().invoke(
+        app, ["dataset", "build", "--sfz", str(tmp_path / "loop.sfz"), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 1 and "#include nested more than 16 deep" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    (tmp_path / "gone.sfz").write_text('#include "missing.sfz"\n')
+    r = CliRunner().invoke(
+        app, ["dataset", "build", "--sfz", str(tmp_path / "gone.sfz"), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 1 and "missing.sfz: cannot read the SFZ file" in r.output
+    assert not (tmp_path / "x").exists()  # refused before anything was written
