@@ -6,7 +6,8 @@ transcribes it as hybrid writes it (loudness-normalised: basic-pitch's note pick
 - with B's note library, when B has one, and with the decoder without the offset: the library plays when its
   onset F1 is within LIBRARY_TOLERANCE of the decoder's (then the offset plays no part and is not checked);
 - else with the decoder's whole offset, half of it and none (one run of the network), keeping the largest share
-  whose onset F1 is within CHECK_TOLERANCE of the rendering without the offset.
+  whose onset F1 is within CHECK_TOLERANCE of the rendering without the offset;
+- then, when the rendering goes into B's fitted room, with that room too: it is left out when a note is lost.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def note_check(
     than LIBRARY_TOLERANCE of onset F1 against the decoder without the offset (the library plays alone then,
     so the offset is not checked); else the decoder with its whole offset, half of it, or none: the most of it
     with which these notes still transcribe as themselves. With `acoustics` (the rendering goes into B's
-    fitted room), the library's room is kept only when the notes transcribe as well in it as dry."""
+    fitted room), the playing one's room is kept only when the notes transcribe as well in it as dry."""
     if not notes.notes:
         return timbre
     from hybrid.transcription import Transcriber
@@ -88,9 +89,8 @@ def note_check(
     rate = timbre.library.sample_rate_hz
     dry = timbre.library.render(window, rate, seed=seed)
     library_f1 = _window_f1(dry, rate, window, transcriber)
-    if (
-        library_f1 < 1.0 - LIBRARY_TOLERANCE
-    ):  # else no decoder's F1 (at most 1) could take it from the library
+    # at 1 - LIBRARY_TOLERANCE or more, no decoder's F1 (at most 1) could take it from the library
+    if library_f1 < 1.0 - LIBRARY_TOLERANCE:
         floor_mix, floor = _decoder_window(renderer, window, timbre.with_offset_share(0.0), transcriber, seed)
         if library_f1 < floor - LIBRARY_TOLERANCE:
             checked, mix, f1 = _offset_check(renderer, window, timbre, transcriber, seed, floor)
