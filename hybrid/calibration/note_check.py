@@ -78,12 +78,12 @@ def note_check(
     transcriber = transcriber or Transcriber()
     window = check_window(notes)
     if timbre.library is None:
-        checked, mix, f1 = _offset_check(renderer, window, timbre, transcriber, seed)
-        if not acoustics or _room_to_check(checked) is None:
-            return checked
-        if mix is None or f1 is None:  # nothing was rendered (no offset to check): the decoder as it is
-            mix, f1 = _decoder_window(renderer, window, checked, transcriber, seed)
-        return _room_check(checked, mix, SAMPLE_RATE_HZ, f1, window, transcriber, seed)
+        checked, rendered = _offset_check(renderer, window, timbre, transcriber, seed)
+        return (
+            _decoder_room_check(renderer, window, checked, rendered, transcriber, seed)
+            if acoustics
+            else checked
+        )
     # judged at the rate it will be written at (rendered at 22.05 kHz instead, the example trumpet phrase in the
     # guitar's sound transcribes differently: onset F1 0.45 against 0.58)
     rate = timbre.library.sample_rate_hz
@@ -93,13 +93,13 @@ def note_check(
     if library_f1 < 1.0 - LIBRARY_TOLERANCE:
         floor_mix, floor = _decoder_window(renderer, window, timbre.with_offset_share(0.0), transcriber, seed)
         if library_f1 < floor - LIBRARY_TOLERANCE:
-            checked, mix, f1 = _offset_check(renderer, window, timbre, transcriber, seed, floor)
+            checked, rendered = _offset_check(renderer, window, timbre, transcriber, seed, floor)
             checked = replace(checked, use_library=False)
             if not acoustics:
                 return checked
-            if mix is None or f1 is None:  # the rendering without the offset: the floor's
-                mix, f1 = floor_mix, floor
-            return _room_check(checked, mix, SAMPLE_RATE_HZ, f1, window, transcriber, seed)
+            # without the offset, the rendering is the floor's
+            rendered = rendered or (floor_mix, floor)
+            return _decoder_room_check(renderer, window, checked, rendered, transcriber, seed)
     with_library = replace(timbre, use_library=True)
     if not acoustics:
         return with_library
@@ -121,6 +121,22 @@ def _room_to_check(timbre: FittedTimbre) -> Room | None:
     """The room this timbre's player adds (None when it adds none)."""
     room = timbre.room()
     return None if room is None or room.dry or timbre.acoustics is None else room
+
+
+def _decoder_room_check(
+    renderer: Renderer,
+    window: NoteSequence,
+    timbre: FittedTimbre,
+    rendered: tuple[npt.NDArray[np.float32], float] | None,
+    transcriber: Transcriber,
+    seed: int,
+) -> FittedTimbre:
+    """_room_check for the decoder, on `rendered` (the window's rendering with this timbre and its F1), or on
+    one made here when there is none (and a room to check)."""
+    if _room_to_check(timbre) is None:
+        return timbre
+    mix, f1 = rendered or _decoder_window(renderer, window, timbre, transcriber, seed)
+    return _room_check(timbre, mix, SAMPLE_RATE_HZ, f1, window, transcriber, seed)
 
 
 def _room_check(
@@ -169,14 +185,14 @@ def _offset_check(
     transcriber: Transcriber,
     seed: int,
     floor: float | None = None,
-) -> tuple[FittedTimbre, npt.NDArray[np.float32] | None, float | None]:
+) -> tuple[FittedTimbre, tuple[npt.NDArray[np.float32], float] | None]:
     """The timbre with the share of the offset kept: the largest whose onset F1 on the window is at least
     `floor` (that of the rendering without the offset, less CHECK_TOLERANCE; measured here when not given);
-    with the window's rendering with that share and its F1 (None, None when nothing was rendered: there is no
-    offset to check, or the share is none and `floor` was given). The renderings with each share come from one
-    run of the network."""
+    with the window's rendering with that share and its F1 (None when nothing was rendered: there is no offset
+    to check, or the share is none and `floor` was given). The renderings with each share come from one run of
+    the network, and are transcribed one by one, only as far as needed."""
     if timbre.offset is None or timbre.strength(window) <= 0.0:
-        return timbre, None, None
+        return timbre, None
     order = (0.0, 1.0, 0.5)  # none first: the floor the others are held to
     assert set(order) == set(OFFSET_SHARES)
     shares = order if floor is None else order[1:]
@@ -184,12 +200,13 @@ def _offset_check(
     strength = timbre.strength(window)
     raw = renderer.mixes(window, timbre.embedding, [t.scaled_offset(strength) for t in timbres], seed)
     mixes = [t.corrected(m, strength) for t, m in zip(timbres, raw, strict=True)]
-    f1s = (_window_f1(m, SAMPLE_RATE_HZ, window, transcriber) for m in mixes)
-    floor_mix = None
+    unchecked = None
     if floor is None:
-        floor, floor_mix = next(f1s), mixes[0]
+        floor = _window_f1(mixes[0], SAMPLE_RATE_HZ, window, transcriber)
+        unchecked = (mixes[0], floor)
         timbres, mixes = timbres[1:], mixes[1:]
-    for t, m, f1 in zip(timbres, mixes, f1s, strict=True):  # transcribed one by one, only as far as needed
+    for t, m in zip(timbres, mixes, strict=True):
+        f1 = _window_f1(m, SAMPLE_RATE_HZ, window, transcriber)
         if f1 >= floor - CHECK_TOLERANCE:
-            return t, m, f1
-    return timbre.with_offset_share(0.0), floor_mix, None if floor_mix is None else floor
+            return t, (m, f1)
+    return timbre.with_offset_share(0.0), unchecked

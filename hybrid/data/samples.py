@@ -69,11 +69,7 @@ class SamplesConfig:
                 raise HybridError(f"{p}: not a folder of recorded notes")
             if not any(f.suffix.lower() in AUDIO_SUFFIXES for f in p.iterdir()):
                 raise HybridError(f"{p}: holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-        for sfz in self.sfz:
-            from hybrid.data.sfz import read_sfz
-
-            if not read_sfz(sfz):
-                raise HybridError(f"{sfz}: maps no recorded notes (no <region> with a sample)")
+        # SFZ files are read (once, and checked) by instruments(), before anything is written
 
 
 @dataclass(frozen=True)
@@ -99,6 +95,9 @@ def instruments(config: SamplesConfig) -> list[tuple[str, list[Take]]]:
             (folder.name, [Take(p, pitch_from_name(p.stem), velocity_from_name(p.stem)) for p in files])
         )
     for sfz in (Path(f) for f in config.sfz):
+        regions = read_sfz(sfz)
+        if not regions:
+            raise HybridError(f"{sfz}: maps no recorded notes (no <region> with a sample)")
         takes = [
             Take(
                 r.sample,
@@ -107,7 +106,7 @@ def instruments(config: SamplesConfig) -> list[tuple[str, list[Take]]]:
                 r.offset,
                 r.end,
             )
-            for r in read_sfz(sfz)
+            for r in regions
         ]
         out.append((sfz.stem, takes))
     return out
