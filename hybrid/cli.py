@@ -204,6 +204,13 @@ Library = Annotated[
         "survive); --no-library: the decoder always.",
     ),
 ]
+TimbreDrums = Annotated[
+    str,
+    typer.Option(
+        "--timbre-drums",
+        help="drop: the timbre song is a mix; fit its timbre on it less its percussive part (its drums).",
+    ),
+]
 SampleRate = Annotated[
     int,
     typer.Option(
@@ -271,6 +278,7 @@ def transfer(
     drums_level: Annotated[
         float, typer.Option("--drums-level", help="The kept drums' level in dB, relative to A's own balance.")
     ] = 0.0,
+    timbre_drums: TimbreDrums = "keep",
     bass_timbre: Annotated[
         Path | None,
         typer.Option(
@@ -311,6 +319,7 @@ def transfer(
         acoustics=not dry,
         drums=drums,
         drums_level_db=drums_level,
+        timbre_drums=timbre_drums,
         split_at=parse_note(split_at),
     )
     if split_at is not None and bass_timbre is None:
@@ -476,6 +485,7 @@ def timbre_fit(
     seed: Annotated[int, typer.Option(help="Seed of the calibration.")] = 0,
     calibrate: Calibrate = True,
     library: Library = True,
+    timbre_drums: TimbreDrums = "keep",
     device: Device = "auto",
     checkpoint: CheckpointOpt = None,
     force: Force = False,
@@ -484,16 +494,16 @@ def timbre_fit(
     from hybrid.audio import file_sha256, load_audio
     from hybrid.calibration.timbre_file import SUFFIX, save_timbre
     from hybrid.outputs import check_output_path
-    from hybrid.pipeline import FIT_VERSION, TransferOptions, load_model
+    from hybrid.pipeline import TransferOptions, fit_settings, load_model
 
-    TransferOptions(seed=seed)  # its checks
+    TransferOptions(seed=seed, timbre_drums=timbre_drums)  # their checks
     out = check_output_path(output, [song], force)
     if out.suffix.lower() != SUFFIX:
         raise HybridError(f"{out}: a fitted timbre is written to a {SUFFIX} file")
     y, sr = load_audio(song, mono=False)
     model = load_model(checkpoint, device)
-    fitted = model.fit_timbre(y, sr, calibrate, seed, library)
-    settings = {"calibrate": calibrate, "seed": seed, "library": library, "fit_version": FIT_VERSION}
+    fitted = model.fit_timbre(y, sr, calibrate, seed, library, timbre_drums)
+    settings = fit_settings(calibrate, seed, library, timbre_drums)
     save_timbre(fitted, out, model.renderer.weights_sha256, file_sha256(song), settings, replace=force)
     notes = 0 if fitted.library is None else len(fitted.library.notes)
     typer.echo(

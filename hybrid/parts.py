@@ -5,6 +5,7 @@
   what is clearly percussive), is A's drums; A less its drums is what hybrid transcribes, so drum hits leave
   no stray notes. It runs when asked (`--drums keep`): telling a drum kit from a solo instrument's own
   attacks by these parts was tried and failed (docs/design.md), so hybrid does not guess.
+- `without_drums`: a timbre song that is a mix, less its percussive part, for the fit (`--timbre-drums drop`).
 - `split_parts`: the bass line (each note that no lower note sounds with at its onset, or every note under
   `--split-at`) and the rest, for a bass timbre of its own.
 """
@@ -37,9 +38,20 @@ class Drums:
     sample_rate_hz: int
 
 
-def check_drums_options(mode: str, level_db: float) -> None:
+def without_drums(audio: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float32]:
+    """A song ((n,) or (n, channels)) less its percussive part, channel by channel (split_drums): what the
+    timbre of a B that is a mix is fitted on with `--timbre-drums drop`."""
+    y = np.asarray(audio, np.float32)
+    if y.ndim == 1:
+        return split_drums(y, sample_rate_hz).rest
+    return np.stack([split_drums(y[:, c], sample_rate_hz).rest for c in range(y.shape[1])], axis=1)
+
+
+def check_drums_options(mode: str, level_db: float, timbre_mode: str = "keep") -> None:
     if mode not in DRUMS_MODES:
         raise HybridError(f"--drums must be one of {', '.join(DRUMS_MODES)}, got {mode!r}")
+    if timbre_mode not in DRUMS_MODES:
+        raise HybridError(f"--timbre-drums must be one of {', '.join(DRUMS_MODES)}, got {timbre_mode!r}")
     if not (np.isfinite(level_db) and abs(level_db) <= MAX_DRUMS_LEVEL_DB):
         raise HybridError(
             f"--drums-level must be between -{MAX_DRUMS_LEVEL_DB:g} and {MAX_DRUMS_LEVEL_DB:g} dB, got {level_db}"

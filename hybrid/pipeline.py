@@ -53,6 +53,7 @@ class TransferOptions:
     acoustics: bool = True  # put the rendering in the timbre song's fitted room (False: --dry)
     drums: str = "drop"  # "keep": A's percussive part kept under the notes, and A less it transcribed
     drums_level_db: float = 0.0  # the kept drums against the notes, relative to A's own balance
+    timbre_drums: str = "keep"  # "drop": the timbre songs are fitted less their percussive part (B is a mix)
     split_at: float | None = None  # MIDI pitch: with a bass timbre, the notes under it are the bass part
 
     def __post_init__(self) -> None:
@@ -73,7 +74,7 @@ class TransferOptions:
             raise HybridError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         from hybrid.parts import check_drums_options
 
-        check_drums_options(self.drums, self.drums_level_db)
+        check_drums_options(self.drums, self.drums_level_db, self.timbre_drums)
         if self.split_at is not None and not 0 <= self.split_at <= 127:
             raise HybridError(
                 f"--split-at must be a MIDI note 0-127 (or a name such as C3), got {self.split_at}"
@@ -118,16 +119,22 @@ class Model:
         calibrate: bool = True,
         seed: int = 0,
         library: bool = True,
+        drums: str = "keep",
     ) -> FittedTimbre:
         """The fitted timbre of a timbre song ((n,) or (n, channels) audio at any rate); with `library`, its
         clean notes are analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too; calibrated, its acoustics are
-        estimated and the room fitted (hybrid.calibration.acoustics)."""
+        estimated and the room fitted (hybrid.calibration.acoustics). With `drums` "drop" (a song that is a
+        mix), all of it is fitted on the song less its percussive part (hybrid.parts.without_drums)."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
         from hybrid.calibration.acoustics import estimate_acoustics
         from hybrid.calibration.bandwidth import measure_high_band
 
         channels = np.asarray(audio, np.float32)
+        if drums == "drop":
+            from hybrid.parts import without_drums
+
+            channels = without_drums(channels, sample_rate_hz)
         y = channels.mean(axis=1) if channels.ndim == 2 else channels
         b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
         analysed = library and calibrate  # the note library is part of the calibration
@@ -148,10 +155,12 @@ class Model:
         library: bool = True,
         cache: bool = True,
         audio: tuple[npt.NDArray[np.float32], int] | None = None,
+        drums: str = "keep",
     ) -> FittedTimbre:
         """The fitted timbre of a timbre song file (whose `audio` the caller may have loaded already), or of a
         `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and settings is
-        read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False."""
+        read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False.
+        `drums`: as in fit_timbre (a `.timbre` file was fitted as it was made)."""
         from hybrid.audio import file_sha256, load_audio
         from hybrid.calibration.timbre_file import SUFFIX, load_timbre, save_timbre
 
@@ -160,8 +169,7 @@ class Model:
         if path.suffix.lower() == SUFFIX:
             return load_timbre(path, weights)
         y, sr = audio or load_audio(path)
-        # "fit_version": timbres cached before the fit last changed are fitted again
-        settings = {"calibrate": calibrate, "seed": seed, "library": library, "fit_version": FIT_VERSION}
+        settings = fit_settings(calibrate, seed, library, drums)
         cached = None
         folder = timbre_cache_dir() if cache else None
         if folder is not None:
@@ -175,7 +183,7 @@ class Model:
                     return load_timbre(cached, weights)
                 except HybridError:
                     pass  # a damaged or stale entry is fitted again and replaced
-        fitted = self.fit_timbre(y, sr, calibrate, seed, library)
+        fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums)
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +191,17 @@ class Model:
             except OSError:
                 pass  # a cache that cannot be written is no reason to fail the transfer
         return fitted
+
+
+def fit_settings(calibrate: bool, seed: int, library: bool, drums: str = "keep") -> dict[str, object]:
+    """What a fitted timbre was fitted with, as its file and the cache key record it. "fit_version": timbres
+    cached before the fit last changed are fitted again; "drums" only when dropped, so that timbres cached
+    before the option existed are still found."""
+    settings: dict[str, object] = {"calibrate": calibrate, "seed": seed, "library": library}
+    settings["fit_version"] = FIT_VERSION
+    if drums != "keep":
+        settings["drums"] = drums
+    return settings
 
 
 def timbre_cache_dir() -> Path | None:
@@ -463,11 +482,19 @@ def transfer(
         options = replace(options, bpm=timbre_bpm, bpm_from_timbre=False)
     model = model or load_model(checkpoint, device)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
-    fitted = model.timbre_of(timbre, options.calibrate, options.seed, options.library, cache, b_audio)
+    fitted = model.timbre_of(
+        timbre, options.calibrate, options.seed, options.library, cache, b_audio, options.timbre_drums
+    )
     bass_fitted = None
     if bass_timbre is not None:
         bass_fitted = model.timbre_of(
-            bass_timbre, options.calibrate, options.seed, options.library, cache, c_audio
+            bass_timbre,
+            options.calibrate,
+            options.seed,
+            options.library,
+            cache,
+            c_audio,
+            options.timbre_drums,
         )
     laps.stop("fit")
     laps.start("transcribing the rhythm song")

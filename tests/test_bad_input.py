@@ -199,6 +199,7 @@ def option_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("bpm-huge", [*tr, "--bpm", "1e6"], "bpm"),
         ("rate-and-bpm", [*tr, "--rate", "1.1", "--bpm", "100"], "--rate"),
         ("drums-mode", [*tr, "--drums", "loud"], "--drums must be one of"),
+        ("timbre-drums-mode", [*tr, "--timbre-drums", "loud"], "--timbre-drums must be one of"),
         ("drums-level-huge", [*tr, "--drums", "keep", "--drums-level", "100"], "--drums-level"),
         ("drums-level-nan", [*tr, "--drums", "keep", "--drums-level", "nan"], "--drums-level"),
         ("split-at-name", [*tr, "--bass-timbre", GOOD_B, "--split-at", "Q7"], "--split-at"),

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hybrid.cli import app
 from hybrid.errors import HybridError
 from hybrid.notes import Note, NoteSequence
-from hybrid.parts import bass_line, parse_note, split_drums
+from hybrid.parts import bass_line, parse_note, split_drums, without_drums
 
 from .conftest import EXAMPLES
 
@@ -49,6 +49,35 @@ def test_blocks_of_the_separation_join_without_a_seam(monkeypatch):
     whole = split_drums(y, SR).percussive
     monkeypatch.setattr(parts, "HPSS_BLOCK_S", 1.0)  # six blocks, each with 2 s of context
     np.testing.assert_allclose(split_drums(y, SR).percussive, whole, atol=1e-4)
+
+
+def test_a_mix_as_timbre_song_is_fitted_without_its_drums(model):
+    from hybrid.pipeline import FIT_VERSION, TransferOptions, fit_settings
+
+    y = song_with_drums()
+    stereo = np.stack([y, 0.5 * y], axis=1)
+    harmonic = without_drums(stereo, SR)
+    # channel by channel, the rest of split_drums
+    np.testing.assert_array_equal(harmonic[:, 0], split_drums(y, SR).rest)
+    np.testing.assert_array_equal(harmonic[:, 1], split_drums(0.5 * y, SR).rest)
+    np.testing.assert_array_equal(without_drums(y, SR), split_drums(y, SR).rest)
+    # fitted less its drums, the timbre is nearer to that of the tones alone than the timbre of the whole is
+    t = np.arange(len(y)) / SR
+    tones = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for f0 in (110.0, 329.6) for k in range(1, 6))
+    clean = model.fit_timbre(tones.astype(np.float32), SR, calibrate=False).embedding
+    whole = model.fit_timbre(stereo, SR, calibrate=False).embedding
+    less = model.fit_timbre(stereo, SR, calibrate=False, drums="drop").embedding
+    assert np.linalg.norm(less - clean) < 0.7 * np.linalg.norm(whole - clean)
+    # the cache key and the .timbre file record the choice; timbres fitted whole keep their keys from before
+    assert fit_settings(True, 3, True) == {
+        "calibrate": True,
+        "seed": 3,
+        "library": True,
+        "fit_version": FIT_VERSION,
+    }
+    assert fit_settings(True, 3, True, "drop")["drums"] == "drop"
+    with pytest.raises(HybridError, match="--timbre-drums must be one of keep, drop"):
+        TransferOptions(timbre_drums="maybe")
 
 
 def n(on, off, pitch):
