@@ -375,6 +375,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "sample_rate_hz",
         "acoustics",
         "drums",
+        "timbre_drums",
         "split_at",
     }
     unknown = sorted(set(d) - allowed)
@@ -403,6 +404,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "library": bool(d.get("library", True)),
         "acoustics": bool(d.get("acoustics", True)),
         "drums": "keep" if d.get("drums") in (True, "keep") else "drop",
+        "timbre_drums": "drop" if d.get("timbre_drums") in (True, "drop") else "keep",
     }
     if d.get("split_at") not in (None, ""):
         from hybrid.parts import parse_note

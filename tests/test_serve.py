@@ -135,6 +135,11 @@ def test_the_pages_options_become_transfer_options():
     o = options_from({"acoustics": False, "drums": "keep"})
     assert o == TransferOptions(acoustics=False, drums="keep")
     assert options_from({"drums": "drop"}).drums == "drop" and options_from({}).drums == "drop"
+    assert options_from({"timbre_drums": "drop"}).timbre_drums == "drop"
+    assert (
+        options_from({"timbre_drums": True}).timbre_drums == "drop"
+        and options_from({}).timbre_drums == "keep"
+    )
     assert (
         options_from({"split_at": "C3"}).split_at == 48.0
         and options_from({"split_at": " 50 "}).split_at == 50.0

@@ -64,6 +64,7 @@ function options() {
     library: $("library").checked,
     acoustics: $("acoustics").checked,
     drums: $("drums").checked ? "keep" : "drop",
+    timbre_drums: $("timbre-drums").checked ? "drop" : "keep",
     split_at: $("split-at").value.trim() || null,
   };
 }
