@@ -4,7 +4,8 @@ For each recording, A is split as `--drums keep` splits it (hybrid.parts.split_d
 percussive part are printed: its share of the energy above 5 kHz, its share of all energy, the share of its
 onsets (peaks of the onset strength) with no onset of the rest within 50 ms, the share of its energy more
 than about 50 ms from every onset of the notes transcribed from the rest, and its noisy hits a second (onsets
-whose spectrum, 200 Hz - 10.5 kHz, is flat, and which hold most of the high band, 4 - 10.5 kHz). Recordings:
+whose spectrum, 200 Hz - 10.5 kHz, is flat, and which hold most of the high band, 4 - 10.5 kHz: the detector
+`--drums keep` asks, hybrid.parts.drum_hits_per_s). Recordings:
 the Slakh excerpts of bench_mixes.py with and without their drum track, the example songs (Vibe Ace also in
 three 20 s excerpts), the licensed solo clips of ../shared/data/instruments and the vocadito sung phrases.
 With `--kit DIR` (the Samples folder of the DrumGizmo MuldjordKit, CC BY 4.0, from the sfzinstruments
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from hybrid.audio import load_audio  # noqa: E402
 from hybrid.beats import onset_strength  # noqa: E402
-from hybrid.parts import split_drums  # noqa: E402
+from hybrid.parts import drum_hits_per_s, split_drums  # noqa: E402
 
 RATE = 22_050
 HOP = 256
@@ -46,30 +47,6 @@ def off_note_share(percussive: np.ndarray, rest: np.ndarray, transcriber: object
         i = int(note.onset_s * RATE / HOP)
         near[max(0, i - 4) : i + 5] = True
     return float(e[~near].sum() / max(e.sum(), 1e-20))
-
-
-def noisy_hits_per_s(y: np.ndarray, percussive: np.ndarray) -> float:
-    """Onsets of the percussive part whose spectrum (200 Hz - 10.5 kHz, over 46 ms) is flat (flatness above
-    0.1) and which hold over half of the whole's energy in 4 - 10.5 kHz, a second."""
-    import librosa
-    from scipy.signal import find_peaks
-
-    n_fft, hop = 1024, 256
-    whole = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2
-    perc = np.abs(librosa.stft(percussive, n_fft=n_fft, hop_length=hop)) ** 2
-    f = librosa.fft_frequencies(sr=RATE, n_fft=n_fft)
-    band, high = (f >= 200) & (f < 10_500), (f >= 4_000) & (f < 10_500)
-    env = librosa.onset.onset_strength(
-        S=librosa.power_to_db(perc + 1e-10, ref=np.max), sr=RATE, hop_length=hop
-    )
-    peaks, _ = find_peaks(env, height=np.median(env) + 2 * np.std(env), distance=int(0.08 * RATE / hop))
-    count = 0
-    for i in peaks:
-        spec = perc[band, i : i + 4].sum(axis=1) + 1e-12
-        flatness = np.exp(np.mean(np.log(spec))) / np.mean(spec)
-        share = perc[high, i : i + 4].sum() / (whole[high, i : i + 4].sum() + 1e-12)
-        count += int(flatness > 0.1 and share > 0.5)
-    return count / (len(y) / RATE)
 
 
 def kit_grooves(kit: Path, solos: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
@@ -164,7 +141,7 @@ def features(y: np.ndarray, transcriber: object) -> tuple[float, float, float, f
         share,
         lone,
         off_note_share(d.percussive, d.rest, transcriber),
-        noisy_hits_per_s(y, d.percussive),
+        drum_hits_per_s(y, RATE),
     )
 
 

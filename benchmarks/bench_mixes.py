@@ -99,7 +99,7 @@ def main() -> None:
             n = min(len(out), len(a))
             groove = onsets_f1(a[:n], out[:n], rate)
             ts = timbre_scores(resample(out, rate, SAMPLE_RATE_HZ), resample(a, rate, SAMPLE_RATE_HZ), b16)
-            rows.append((name, drums, groove, a_f1, result.onset_f1, ts.score, wall))
+            rows.append((name, f"{drums} ({result.drums})", groove, a_f1, result.onset_f1, ts.score, wall))
             print(
                 f"{name} --drums {drums}: groove {groove:.3f}, notes of A {a_f1}, kept {result.onset_f1:.3f}",
                 file=sys.stderr,
@@ -112,7 +112,7 @@ def main() -> None:
         a_text = "-" if a_f1 is None else f"{a_f1:.3f}"
         print(f"| {name} | {drums} | {groove:.3f} | {a_text} | {kept:.3f} | {score:.3f} | {wall:.1f} |")
     for drums in ("drop", "keep"):
-        sel = [r for r in rows if r[1] == drums]
+        sel = [r for r in rows if r[1].startswith(drums)]
         a_f1s = [r[3] for r in sel if r[3] is not None]
         print(
             f"| mean | {drums} | {np.mean([r[2] for r in sel]):.3f} | {np.mean(a_f1s) if a_f1s else float('nan'):.3f} | "

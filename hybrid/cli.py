@@ -271,8 +271,8 @@ def transfer(
         str,
         typer.Option(
             "--drums",
-            help="drop: A's notes only (the default); keep: A's percussive part (its drums) under the notes, "
-            "and A less it transcribed.",
+            help="drop: A's notes only (the default); keep: when A has drums, its percussive part under the "
+            "notes, and A less it transcribed (a solo is left as it is); always: the same without asking.",
         ),
     ] = "drop",
     drums_level: Annotated[

@@ -3,8 +3,12 @@
 - `split_drums`: harmonic-percussive separation by median filtering (librosa's HPSS, Fitzgerald 2010), block by
   block so that memory does not grow with the song. The percussive part, separated with a margin of 2 (only
   what is clearly percussive), is A's drums; A less its drums is what hybrid transcribes, so drum hits leave
-  no stray notes. It runs when asked (`--drums keep`): telling a drum kit from a solo instrument's own
-  attacks by these parts was tried and failed (docs/design.md), so hybrid does not guess.
+  no stray notes. It runs only when asked (`--drums keep` or `always`).
+- `drum_hits_per_s`: whether A has drums to keep (`--drums keep`). A drum kit's hits are noise: onsets of
+  the percussive part whose spectrum is flat and which hold most of the high band. A solo's attacks are
+  pitched, or lie under its own partials, so a solo scores near none, and keep leaves it as it is. It misses
+  some kits (a ride cymbal's hits, dense hi-hats), so it is not asked by default; `--drums always` splits A
+  without asking (docs/design.md has the measurements).
 - `without_drums`: a timbre song that is a mix, less its percussive part, for the fit (`--timbre-drums drop`).
 - `split_parts`: the bass line (each note that no lower note sounds with at its onset, or every note under
   `--split-at`) and the rest, for a bass timbre of its own.
@@ -20,7 +24,15 @@ import numpy.typing as npt
 from hybrid.errors import HybridError
 from hybrid.notes import NoteSequence
 
-DRUMS_MODES = ("keep", "drop")
+DRUMS_MODES = ("keep", "drop", "always")
+TIMBRE_DRUMS_MODES = ("keep", "drop")
+# The drum detector (benchmarks/bench_drum_features.py, its last column; docs/design.md)
+DETECT_RATE_HZ = 22_050
+DETECT_MAX_S = 90.0  # a longer song is heard through three 30 s excerpts spread over it (15 s ones vary too much)
+DETECT_EXCERPTS = 3
+DRUM_HITS_PER_S = 0.45  # noisy hits a second from which A has drums (solo recordings: 0.34 at most)
+HIT_FLATNESS = 0.1  # a hit is noise when its spectrum (200 Hz - 10.5 kHz) is flatter than this ...
+HIT_HIGH_SHARE = 0.5  # ... and it holds more than this share of the 4 - 10.5 kHz band
 HPSS_N_FFT = 2048
 HPSS_HOP = 512
 HPSS_MARGIN = 2.0  # a bin is percussive when it is twice as percussive as harmonic
@@ -38,6 +50,54 @@ class Drums:
     sample_rate_hz: int
 
 
+def drum_hits_per_s(y: npt.NDArray[np.float32], sample_rate_hz: int) -> float:
+    """Noisy percussive hits a second in a song (mono, any rate), heard at DETECT_RATE_HZ: onsets of its
+    percussive part (split_drums) whose spectrum is flat and which hold most of the high band. A has drums to
+    keep from DRUM_HITS_PER_S. A song longer than DETECT_MAX_S is heard through DETECT_EXCERPTS excerpts."""
+    from hybrid.audio import resample
+
+    n = len(y)
+    if n <= DETECT_MAX_S * sample_rate_hz:
+        pieces = [(0, n)]
+    else:
+        m = int(DETECT_MAX_S / DETECT_EXCERPTS * sample_rate_hz)
+        pieces = [(int((n - m) * i / (DETECT_EXCERPTS - 1)), m) for i in range(DETECT_EXCERPTS)]
+    hits, seconds = 0, 0.0
+    for start, length in pieces:
+        piece = resample(np.asarray(y[start : start + length], np.float32), sample_rate_hz, DETECT_RATE_HZ)
+        hits += _noisy_hits(piece)
+        seconds += len(piece) / DETECT_RATE_HZ
+    return hits / seconds if seconds >= 1.0 else 0.0
+
+
+def _noisy_hits(y: npt.NDArray[np.float32]) -> int:
+    """How many noisy percussive hits `y` (mono, DETECT_RATE_HZ) holds (drum_hits_per_s)."""
+    import librosa
+    from scipy.signal import find_peaks
+
+    if len(y) < DETECT_RATE_HZ or not np.any(y):
+        return 0
+    n_fft, hop = 1024, 256
+    whole = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2
+    perc = np.abs(librosa.stft(split_drums(y, DETECT_RATE_HZ).percussive, n_fft=n_fft, hop_length=hop)) ** 2
+    f = librosa.fft_frequencies(sr=DETECT_RATE_HZ, n_fft=n_fft)
+    band, high = (f >= 200) & (f < 10_500), (f >= 4_000) & (f < 10_500)
+    # onsets: peaks of the percussive part's onset strength, 2 standard deviations over its median, 80 ms apart
+    env = librosa.onset.onset_strength(
+        S=librosa.power_to_db(perc + 1e-10, ref=np.max), sr=DETECT_RATE_HZ, hop_length=hop
+    )
+    peaks, _ = find_peaks(
+        env, height=np.median(env) + 2 * np.std(env), distance=int(0.08 * DETECT_RATE_HZ / hop)
+    )
+    count = 0
+    for i in peaks:  # each over 4 frames (46 ms)
+        spec = perc[band, i : i + 4].sum(axis=1) + 1e-12
+        flatness = np.exp(np.mean(np.log(spec))) / np.mean(spec)
+        share = perc[high, i : i + 4].sum() / (whole[high, i : i + 4].sum() + 1e-12)
+        count += int(flatness > HIT_FLATNESS and share > HIT_HIGH_SHARE)
+    return count
+
+
 def without_drums(audio: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float32]:
     """A song ((n,) or (n, channels)) less its percussive part, channel by channel (split_drums): what the
     timbre of a B that is a mix is fitted on with `--timbre-drums drop`."""
@@ -50,8 +110,10 @@ def without_drums(audio: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.ND
 def check_drums_options(mode: str, level_db: float, timbre_mode: str = "keep") -> None:
     if mode not in DRUMS_MODES:
         raise HybridError(f"--drums must be one of {', '.join(DRUMS_MODES)}, got {mode!r}")
-    if timbre_mode not in DRUMS_MODES:
-        raise HybridError(f"--timbre-drums must be one of {', '.join(DRUMS_MODES)}, got {timbre_mode!r}")
+    if timbre_mode not in TIMBRE_DRUMS_MODES:
+        raise HybridError(
+            f"--timbre-drums must be one of {', '.join(TIMBRE_DRUMS_MODES)}, got {timbre_mode!r}"
+        )
     if not (np.isfinite(level_db) and abs(level_db) <= MAX_DRUMS_LEVEL_DB):
         raise HybridError(
             f"--drums-level must be between -{MAX_DRUMS_LEVEL_DB:g} and {MAX_DRUMS_LEVEL_DB:g} dB, got {level_db}"

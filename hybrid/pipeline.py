@@ -51,7 +51,9 @@ class TransferOptions:
     sample_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ  # of the output
     score: bool = True  # re-transcribe the output and score it against the rendered notes
     acoustics: bool = True  # put the rendering in the timbre song's fitted room (False: --dry)
-    drums: str = "drop"  # "keep": A's percussive part kept under the notes, and A less it transcribed
+    # "keep": when A has drums (hybrid.parts.drum_hits_per_s), its percussive part is kept under the notes and
+    # A less it transcribed; "always": the same without asking; "drop": A as it is, notes only
+    drums: str = "drop"
     drums_level_db: float = 0.0  # the kept drums against the notes, relative to A's own balance
     timbre_drums: str = "keep"  # "drop": the timbre songs are fitted less their percussive part (B is a mix)
     split_at: float | None = None  # MIDI pitch: with a bass timbre, the notes under it are the bass part
@@ -98,7 +100,10 @@ class TransferResult:
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
     timings_s: dict[str, float] = field(default_factory=dict)
     output: Path | None = None  # where the file-level transfer wrote it
-    drums: str = "not kept"  # "kept" (--drums keep) or "not kept"
+    drums: str = (
+        "not kept"  # "kept", "not kept" (--drums drop) or "none found" (--drums keep, and A has none)
+    )
+    drum_hits_per_s: float | None = None  # what --drums keep measured (hybrid.parts.drum_hits_per_s)
     parts: dict[str, NoteSequence] = field(default_factory=dict)  # the notes of each part, when split
     stems: dict[str, npt.NDArray[np.float32]] = field(
         default_factory=dict
@@ -273,6 +278,7 @@ class RhythmSong:
     drums_rate_hz: int = 0
     drums_to_rest_db: float = 0.0  # the drums' level against the rest of A
     drums_state: str = "not kept"
+    drum_hits_per_s: float | None = None
 
 
 def transcribe_rhythm(
@@ -281,19 +287,21 @@ def transcribe_rhythm(
     model: Model,
     options: TransferOptions,
 ) -> RhythmSong:
-    """Transcribe A (mono, any rate); with --drums keep, transcribe A less its percussive part and keep that
-    part, at A's rate (give A at its own rate for full-band drums)."""
+    """Transcribe A (mono, any rate); with --drums keep when A has drums (or --drums always), transcribe A
+    less its percussive part and keep that part, at A's rate (give A at its own rate for full-band drums)."""
     from hybrid.audio import rms
+    from hybrid.parts import DRUM_HITS_PER_S, drum_hits_per_s, split_drums
     from hybrid.transcription import transcribe_audio
 
-    if options.drums != "keep":
-        return RhythmSong(transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber))
-    from hybrid.parts import split_drums
-
+    hits = drum_hits_per_s(a, sample_rate_hz) if options.drums == "keep" else None
+    if options.drums == "drop" or (hits is not None and hits < DRUM_HITS_PER_S):
+        # nothing to keep: A as it is, exactly as with --drums drop
+        tr = transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber)
+        return RhythmSong(tr, drums_state="not kept" if hits is None else "none found", drum_hits_per_s=hits)
     split = split_drums(a, sample_rate_hz)
     tr = transcribe_audio(split.rest, sample_rate_hz, transcriber=model.transcriber)
     ratio_db = 20 * np.log10(max(rms(split.percussive), 1e-12) / max(rms(split.rest), 1e-12))
-    return RhythmSong(tr, split.percussive, sample_rate_hz, ratio_db, "kept")
+    return RhythmSong(tr, split.percussive, sample_rate_hz, ratio_db, "kept", hits)
 
 
 def transfer_audio(
@@ -383,7 +391,7 @@ def transfer_transcription(
         stems = {k: v * gain for k, v in stems.items()}
         scored = loudness_normalize(notes_mix)  # the notes are scored without the drums
     result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, sr)
-    result.drums, result.stems = song.drums_state, stems
+    result.drums, result.stems, result.drum_hits_per_s = song.drums_state, stems, song.drum_hits_per_s
     result.parts = parts if len(parts) > 1 else {}
     if options.score:
         laps.start("scoring", "render")
@@ -468,7 +476,7 @@ def transfer(
     laps.start("loading")
     # both songs are read (and any problem with them reported) before the model is loaded; A at the
     # transcriber's rate, or at its own when its drums are kept (they are mixed in full band)
-    a, sr_a = load_audio(rhythm, sample_rate_hz=None if options.drums == "keep" else BP_SAMPLE_RATE_HZ)
+    a, sr_a = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ if options.drums == "drop" else None)
     b_audio = read_timbre_song(timbre)
     c_audio = read_timbre_song(bass_timbre) if bass_timbre is not None else None
     if b_audio is None and options.bpm_from_timbre:
@@ -640,8 +648,7 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         "calibration": "on" if options.calibrate else "off (--no-calibrate)",
         "played from": "the timbre song's note library" if result.timbre.plays_library else "the decoder",
         "acoustics": _room_setting(result.timbre, options.acoustics),
-        "drums": result.drums
-        + (f" (level {options.drums_level_db:+g} dB)" if result.drums == "kept" else ""),
+        "drums": _drums_setting(result, options),
         **(
             {"parts": ", ".join(f"{k} ({len(v.notes)} notes)" for k, v in result.parts.items())}
             if result.parts
@@ -649,6 +656,22 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         ),
         "output sample rate (Hz)": str(result.sample_rate_hz),
     }
+
+
+def _drums_setting(result: TransferResult, options: TransferOptions) -> str:
+    """How the report names what became of A's drums."""
+    from hybrid.parts import DRUM_HITS_PER_S
+
+    found = (
+        ""
+        if result.drum_hits_per_s is None
+        else f"; {result.drum_hits_per_s:.2f} noisy percussive hits a second in A, drums from {DRUM_HITS_PER_S:g}"
+    )
+    if result.drums == "kept":
+        return f"kept (level {options.drums_level_db:+g} dB{found})"
+    if result.drums == "none found":
+        return f"none found ({found[2:]}; --drums always keeps its percussive part anyway)"
+    return result.drums
 
 
 def _room_setting(timbre: FittedTimbre, acoustics: bool) -> str:

@@ -403,7 +403,11 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "calibrate": bool(d.get("calibrate", True)),
         "library": bool(d.get("library", True)),
         "acoustics": bool(d.get("acoustics", True)),
-        "drums": "keep" if d.get("drums") in (True, "keep") else "drop",
+        "drums": "keep"
+        if d.get("drums") in (True, "keep")
+        else "always"
+        if d.get("drums") == "always"
+        else "drop",
         "timbre_drums": "drop" if d.get("timbre_drums") in (True, "drop") else "keep",
     }
     if d.get("split_at") not in (None, ""):
