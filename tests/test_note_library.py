@@ -90,6 +90,25 @@ def test_another_pitch_keeps_the_formant_in_absolute_frequency():
         assert loudest == pytest.approx(nearest)
 
 
+def test_a_note_moved_an_octave_or_more_keeps_its_fundamental():
+    # B at A2 (110 Hz) with its envelope peaking at 1.5 kHz. Played a fifth higher (165 Hz), B's envelope puts
+    # the fundamental 57 dB under the loudest partial, so (more than KEEP_DB under) it is not played at all;
+    # an octave or two higher (220, 440 Hz: 50 and 32 dB under) it is raised to 6 dB under the loudest.
+    lib = library_of(tone(45.0, 1.0, formant), 45.0, 1.0)
+    for pitch in (52.0, 57.0, 69.0):
+        out = lib.render(NoteSequence([Note(0.0, 0.8, pitch, 100)]), SR, tail_s=0.1)
+        spec = np.abs(
+            np.fft.rfft(out[int(0.2 * SR) : int(0.2 * SR) + int(0.5 * SR)] * np.hanning(int(0.5 * SR)))
+        )
+        f0 = float(midi_to_hz(pitch))
+        levels_db = [20 * np.log10(spec[int(round(k * f0 / 2.0))] + 1e-12) for k in range(1, int(8000 / f0))]
+        under = max(levels_db) - levels_db[0]
+        if pitch == 52.0:
+            assert under > 60.0
+        else:
+            assert under == pytest.approx(6.0, abs=1.0)
+
+
 def test_full_band_at_the_output_rate():
     # B's partials reach 15 kHz; a note played at 44.1 kHz has content above 8 kHz, and at 16 kHz none is asked
     # for above Nyquist (the render stays finite and the same length rule holds).

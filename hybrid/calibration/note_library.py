@@ -40,6 +40,11 @@ MAX_NOTES = 64  # at most this many notes are kept, the longest first
 CUT_S = 0.02  # fade when a note's sound ends: cut by the next note of its voice, or at the end of its release
 ONSET_RAMP_S = 0.002  # fade-in of a note's partials
 KEEP_DB = 50.0  # partials more than this below a note's loudest are not synthesised
+# A note played an octave or more from B's recorded one keeps its fundamental within FUNDAMENTAL_DB of its
+# loudest partial: read at the new harmonics, B's envelope can leave it so weak that the note is heard an
+# octave off (bench_real: note F1 0.742 -> 0.744, timbre 0.578 -> 0.580; docs/design.md)
+FUNDAMENTAL_SHIFT = 12.0
+FUNDAMENTAL_DB = 6.0
 SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partials)
 SYNTH_THREADS = 2  # notes synthesised at once
 AHEAD = 8  # notes synthesised ahead of the one being added (memory: AHEAD notes' samples)
@@ -358,6 +363,8 @@ class NoteLibrary:
         want = np.log(f0_t[:, None] * ks[None, :])
         have = np.log(np.maximum(ref.harmonic_hz[frames].astype(np.float64), 1.0))
         levels = _interp_rows(want, have, ref.harmonic_db[frames].astype(np.float64), FLOOR_DB)
+        if abs(note.pitch_midi - ref.pitch_midi) >= FUNDAMENTAL_SHIFT:
+            levels[:, 0] = np.maximum(levels[:, 0], levels.max(axis=1) - FUNDAMENTAL_DB)
         levels += gain_db + plan.level_db[:, None]
         keep = levels.max(axis=0) > levels.max() - KEEP_DB  # partials ever within KEEP_DB of the loudest
         if not keep.any():
