@@ -100,9 +100,8 @@ class TransferResult:
     output_notes: NoteSequence | None = None  # the output re-transcribed (when scored)
     timings_s: dict[str, float] = field(default_factory=dict)
     output: Path | None = None  # where the file-level transfer wrote it
-    drums: str = (
-        "not kept"  # "kept", "not kept" (--drums drop) or "none found" (--drums keep, and A has none)
-    )
+    # "kept", "not kept" (--drums drop) or "none found" (--drums keep, and A has none)
+    drums: str = "not kept"
     drum_hits_per_s: float | None = None  # what --drums keep measured (hybrid.parts.drum_hits_per_s)
     parts: dict[str, NoteSequence] = field(default_factory=dict)  # the notes of each part, when split
     stems: dict[str, npt.NDArray[np.float32]] = field(
@@ -202,11 +201,13 @@ def fit_settings(calibrate: bool, seed: int, library: bool, drums: str = "keep")
     """What a fitted timbre was fitted with, as its file and the cache key record it. "fit_version": timbres
     cached before the fit last changed are fitted again; "drums" only when dropped, so that timbres cached
     before the option existed are still found."""
-    settings: dict[str, object] = {"calibrate": calibrate, "seed": seed, "library": library}
-    settings["fit_version"] = FIT_VERSION
-    if drums != "keep":
-        settings["drums"] = drums
-    return settings
+    settings: dict[str, object] = {
+        "calibrate": calibrate,
+        "seed": seed,
+        "library": library,
+        "fit_version": FIT_VERSION,
+    }
+    return settings if drums == "keep" else {**settings, "drums": drums}
 
 
 def timbre_cache_dir() -> Path | None:
