@@ -51,6 +51,8 @@ def test_the_cache_serves_a_second_transfer_with_the_same_b(tmp_path, timbre_cac
     # other settings are another entry; a damaged entry is fitted again
     model.timbre_of(b, seed=1)
     assert len(list(timbre_cache.glob("*.timbre"))) == 2
+    model.timbre_of(b, seed=1, drums="drop")  # fitted less its drums: another entry too
+    assert len(list(timbre_cache.glob("*.timbre"))) == 3
     entries[0].write_bytes(b"garbage")
     np.testing.assert_array_equal(model.timbre_of(b).embedding, first.embedding)
 
@@ -99,3 +101,15 @@ def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
     assert meta["song_sha256"] == file_sha256(EXAMPLES / "guitar.wav")
     assert meta["settings"] == {"calibrate": True, "seed": 4, "library": True, "fit_version": FIT_VERSION}
     assert meta["library"]["sample_rate_hz"] == 44100 and len(meta["library"]["notes"]) >= 1
+    less = tmp_path / "g-less-drums.timbre"
+    r = run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", less, "--no-calibrate", "--timbre-drums", "drop")
+    assert r.exit_code == 0
+    with safe_open(str(less), framework="np") as f:
+        settings = json.loads(f.metadata()["timbre"])["settings"]
+    assert settings == {
+        "calibrate": False,
+        "seed": 0,
+        "library": True,
+        "fit_version": FIT_VERSION,
+        "drums": "drop",
+    }
