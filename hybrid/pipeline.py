@@ -265,8 +265,10 @@ def render_notes(
     from hybrid.audio import loudness_normalize
     from hybrid.calibration import note_check, render_timbre
 
-    checked = note_check(model.renderer, notes, timbre, model.transcriber, seed, acoustics)
-    y = render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics)
+    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] = {}  # the window's partials, for the song
+    checked = note_check(model.renderer, notes, timbre, model.transcriber, seed, acoustics, made)
+    y = render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics, made=made)
+    made.clear()
     return (loudness_normalize(y, inplace=True) if normalize else y), checked
 
 

@@ -189,7 +189,7 @@ def test_the_note_check_keeps_the_library_only_while_it_keeps_the_notes(renderer
     assert note_check(renderer, melody, timbre, transcriber).use_library
     silent = dataclasses.replace(lib)
     monkeypatch.setattr(
-        type(silent), "render", lambda self, notes, sr, tail_s=1.0, seed=0: np.zeros(sr * 3, np.float32)
+        type(silent), "render", lambda self, notes, sr, tail_s=1.0, seed=0, **_: np.zeros(sr * 3, np.float32)
     )
     assert not note_check(
         renderer, melody, dataclasses.replace(timbre, library=silent), transcriber
@@ -226,3 +226,29 @@ def test_notes_made_on_two_threads_add_up_the_same_every_time(monkeypatch):
     monkeypatch.setattr(nl, "SYNTH_THREADS", 1)
     assert np.array_equal(first, lib.render(notes, 44100, seed=1))
     assert np.abs(first).max() > 0.01
+
+
+def test_the_song_takes_back_the_partials_made_for_the_check_window(monkeypatch):
+    # The note check renders its window first and keeps the partials; the song, rendered after, takes those
+    # of the same notes back instead of making them again: the same samples, fewer notes made.
+    import hybrid.calibration.note_library as nl
+    from hybrid.calibration.note_check import check_window
+
+    lib = library_of(tone(60.0, 1.0, formant, noise_rms=0.01), 60.0, 1.0)
+    rng = np.random.default_rng(4)
+    onsets, pitches = np.sort(rng.uniform(0, 20, 60)), rng.integers(48, 72, 60)
+    notes = NoteSequence([Note(t, t + 0.4, float(p), 90) for t, p in zip(onsets, pitches, strict=True)])
+    plain = lib.render(notes, 44100, seed=1)
+    made: dict = {}
+    window = check_window(notes)
+    assert 10 < len(window.notes) < len(notes.notes)
+    lib.render(window, 44100, seed=1, made=made, keep=True)
+    calls = []
+    original = nl.NoteLibrary._harmonics
+    monkeypatch.setattr(
+        nl.NoteLibrary, "_harmonics", staticmethod(lambda *a: calls.append(1) or original(*a))
+    )
+    assert np.array_equal(lib.render(notes, 44100, seed=1, made=made), plain)
+    # every note is made or taken back; most of the window's notes are taken back
+    assert len(made) <= len(window.notes)
+    assert len(notes.notes) - len(calls) >= len(window.notes) - 3

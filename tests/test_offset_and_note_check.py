@@ -196,7 +196,7 @@ class _ScriptedLibrary:
 
     sample_rate_hz = 44100
 
-    def render(self, notes, sample_rate_hz, tail_s=1.0, seed=0):
+    def render(self, notes, sample_rate_hz, tail_s=1.0, seed=0, made=None, keep=False):
         return np.full(sample_rate_hz, 0.5, np.float32)  # marked: the library's rendering
 
 

@@ -143,14 +143,16 @@ def render_timbre(
     seed: int = 0,
     tail_s: float = RELEASE_TAIL_S,
     acoustics: bool = True,
+    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
-    (and the note check kept it), else by the decoder (render_fitted, resampled from its SAMPLE_RATE_HZ, its
-    band above 8 kHz filled at B's balance: hybrid.calibration.bandwidth); then,
-    with `acoustics`, put in the timbre song's fitted room (mono, or (n, 2) for a stereo timbre song)."""
+    (and the note check kept it; its partials made for the check's window are taken from `made`), else by the
+    decoder (render_fitted, resampled from its SAMPLE_RATE_HZ, its band above 8 kHz filled at B's balance:
+    hybrid.calibration.bandwidth); then, with `acoustics`, put in the timbre song's fitted room (mono, or
+    (n, 2) for a stereo timbre song)."""
     if timbre.plays_library:
         assert timbre.library is not None
-        y = timbre.library.render(notes, sample_rate_hz, tail_s, seed)
+        y = timbre.library.render(notes, sample_rate_hz, tail_s, seed, made=made)
     else:
         from hybrid.audio import resample
         from hybrid.constants import SAMPLE_RATE_HZ

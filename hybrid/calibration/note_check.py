@@ -65,6 +65,7 @@ def note_check(
     transcriber: Transcriber | None = None,
     seed: int = 0,
     acoustics: bool = False,
+    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
 ) -> FittedTimbre:
     """The timbre as these notes are rendered with it: with its note library when the library loses no more
     than LIBRARY_TOLERANCE of onset F1 against the decoder without the offset (the library plays alone then,
@@ -87,7 +88,7 @@ def note_check(
     # judged at the rate it will be written at (rendered at 22.05 kHz instead, the example trumpet phrase in the
     # guitar's sound transcribes differently: onset F1 0.45 against 0.58)
     rate = timbre.library.sample_rate_hz
-    dry = timbre.library.render(window, rate, seed=seed)
+    dry = timbre.library.render(window, rate, seed=seed, made=made, keep=True)
     library_f1 = _window_f1(dry, rate, window, transcriber)
     # at 1 - LIBRARY_TOLERANCE or more, no decoder's F1 (at most 1) could take it from the library
     if library_f1 < 1.0 - LIBRARY_TOLERANCE:

@@ -278,10 +278,19 @@ class NoteLibrary:
         return min(self.notes, key=lambda r: (abs(r.pitch_midi - pitch_midi), -r.held))
 
     def render(
-        self, notes: NoteSequence, sample_rate_hz: int, tail_s: float = 1.0, seed: int = 0
+        self,
+        notes: NoteSequence,
+        sample_rate_hz: int,
+        tail_s: float = 1.0,
+        seed: int = 0,
+        made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
+        keep: bool = False,
     ) -> npt.NDArray[np.float32]:
         """Mono audio of the notes with B's recorded sound, at `sample_rate_hz`, lasting until the last offset
-        plus `tail_s`; `seed` seeds the noise."""
+        plus `tail_s`; `seed` seeds the noise. A note whose partials are in `made` (made for the same recorded
+        note, pitch, level, frames and length, by an earlier render) takes them from there; with `keep`, this
+        render's are added to it. The note check's window is rendered so, and the song after it takes the
+        window's notes back: the same samples, a quarter less work (docs/design.md)."""
         n_out = int(np.ceil((notes.end_s + tail_s) * sample_rate_hz))
         hop = int(round(HOP_S * sample_rate_hz))
         n_frames = n_out // hop + 2
@@ -298,12 +307,14 @@ class NoteLibrary:
 
         # The partials of each note are made on two threads (numpy and torch let go of the GIL in them) and
         # added in the notes' order, so the sum is the same on every run; at most AHEAD notes are in flight.
-        pending: deque[tuple[int, Future[npt.NDArray[np.float32] | None]]] = deque()
+        pending: deque[tuple[int, tuple[object, ...], Future[npt.NDArray[np.float32] | None]]] = deque()
 
         def add_ready(limit: int) -> None:
             while len(pending) > limit:
-                start, fut = pending.popleft()
+                start, key, fut = pending.popleft()
                 y = fut.result()
+                if keep and made is not None:
+                    made[key] = y
                 if y is not None:
                     out[start : start + len(y)] += y
 
@@ -318,14 +329,25 @@ class NoteLibrary:
                 plan = plan.cut(frames, force=True)
                 start = int(round(n.onset_s * sample_rate_hz))
                 gain_db = 20.0 * np.log10(max(n.velocity, 1) / max(ref.velocity, 1))
-                pending.append(
-                    (
-                        start,
-                        pool.submit(
-                            self._harmonics, n_out - start, hop, ref, n, plan, gain_db, sample_rate_hz
-                        ),
-                    )
+                # everything the partials depend on (not the onset: each note's phase starts at 0)
+                key = (
+                    id(ref),
+                    n.pitch_midi,
+                    gain_db,
+                    sample_rate_hz,
+                    min(len(plan.spectrum) * hop, n_out - start),
+                    plan.spectrum.tobytes(),
+                    plan.movement.tobytes(),
+                    plan.level_db.tobytes(),
                 )
+                if made is not None and key in made:
+                    fut: Future[npt.NDArray[np.float32] | None] = Future()
+                    fut.set_result(made[key])
+                else:
+                    fut = pool.submit(
+                        self._harmonics, n_out - start, hop, ref, n, plan, gain_db, sample_rate_hz
+                    )
+                pending.append((start, key, fut))
                 add_ready(AHEAD)
                 # B's noise beside B's partials: a note p semitones higher has 2^(p/12) times fewer partials
                 # in each band, so its noise is lowered alike to keep B's balance of noise and partials
