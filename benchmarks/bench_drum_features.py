@@ -63,8 +63,8 @@ def kit_grooves(kit: Path, solos: list[tuple[str, np.ndarray]]) -> list[tuple[st
         "HihatClosed": "Hihat",
         "RideL": "RideL",
         "CrashL": "OHL",
+        "Tom1": "Tom1",
     }
-    mics["Tom1"] = "Tom1"
     hits: dict[str, list[np.ndarray]] = {}
     for piece, close in mics.items():
         n = len(list((kit / piece).glob("*-OHL.flac")))

@@ -28,9 +28,8 @@ DRUMS_MODES = ("keep", "drop", "always")
 TIMBRE_DRUMS_MODES = ("keep", "drop")
 # The drum detector (benchmarks/bench_drum_features.py, its last column; docs/design.md)
 DETECT_RATE_HZ = 22_050
-DETECT_MAX_S = (
-    90.0  # a longer song is heard through three 30 s excerpts spread over it (15 s ones vary too much)
-)
+# a longer song is heard through DETECT_EXCERPTS of 30 s spread over it (15 s ones vary too much)
+DETECT_MAX_S = 90.0
 DETECT_EXCERPTS = 3
 DRUM_HITS_PER_S = 0.45  # noisy hits a second from which A has drums (solo recordings: 0.34 at most)
 HIT_FLATNESS = 0.1  # a hit is noise when its spectrum (200 Hz - 10.5 kHz) is flatter than this ...

@@ -264,11 +264,11 @@ def render_notes(
     normalised (unless `normalize` is False: a part of a mix)."""
     from hybrid.audio import loudness_normalize
     from hybrid.calibration import note_check, render_timbre
+    from hybrid.calibration.note_library import Partials
 
-    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] = {}  # the window's partials, for the song
+    made: Partials = {}  # the partials of the check's window, taken back by the song's rendering
     checked = note_check(model.renderer, notes, timbre, model.transcriber, seed, acoustics, made)
     y = render_timbre(model.renderer, notes, checked, sample_rate_hz, seed, acoustics=acoustics, made=made)
-    made.clear()
     return (loudness_normalize(y, inplace=True) if normalize else y), checked
 
 
@@ -478,7 +478,7 @@ def transfer(
     laps = _Laps(progress)
     laps.start("loading")
     # both songs are read (and any problem with them reported) before the model is loaded; A at the
-    # transcriber's rate, or at its own when its drums are kept (they are mixed in full band)
+    # transcriber's rate, or at its own when its drums may be kept (they are mixed in full band)
     a, sr_a = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ if options.drums == "drop" else None)
     b_audio = read_timbre_song(timbre)
     c_audio = read_timbre_song(bass_timbre) if bass_timbre is not None else None

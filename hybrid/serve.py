@@ -29,6 +29,7 @@ from typing import Any
 
 from hybrid.audio import AUDIO_EXTENSIONS, load_audio
 from hybrid.errors import HybridError
+from hybrid.parts import DRUMS_MODES
 from hybrid.pipeline import Model, TransferOptions, transfer
 
 WEB = Path(__file__).parent / "web"
@@ -396,6 +397,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
             return int(x)
         return x
 
+    drums = d.get("drums")
     kwargs: dict[str, Any] = {
         "rate": number("rate", float),
         "bpm": number("bpm", float),
@@ -403,11 +405,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "calibrate": bool(d.get("calibrate", True)),
         "library": bool(d.get("library", True)),
         "acoustics": bool(d.get("acoustics", True)),
-        "drums": "keep"
-        if d.get("drums") in (True, "keep")
-        else "always"
-        if d.get("drums") == "always"
-        else "drop",
+        "drums": "keep" if drums in (True, "keep") else drums if drums in DRUMS_MODES else "drop",
         "timbre_drums": "drop" if d.get("timbre_drums") in (True, "drop") else "keep",
     }
     if d.get("split_at") not in (None, ""):

@@ -212,15 +212,20 @@ def test_shaped_noise_keeps_its_level_across_blocks():
     assert NOISE_BLOCK * HOP_S < 25.0  # the span crosses at least two joins
 
 
+def random_notes(seed: int, count: int, span_s: float, length_s: float) -> NoteSequence:
+    """`count` notes of `length_s` at random onsets within `span_s` and random pitches C3-B4, velocity 90."""
+    rng = np.random.default_rng(seed)
+    onsets, pitches = np.sort(rng.uniform(0, span_s, count)), rng.integers(48, 72, count)
+    return NoteSequence([Note(t, t + length_s, float(p), 90) for t, p in zip(onsets, pitches, strict=True)])
+
+
 def test_notes_made_on_two_threads_add_up_the_same_every_time(monkeypatch):
     # The notes' partials are made on threads and added in the notes' order: the same samples on every run,
     # and the same as one note at a time (one thread).
     import hybrid.calibration.note_library as nl
 
     lib = library_of(tone(60.0, 1.0, formant, noise_rms=0.01), 60.0, 1.0)
-    rng = np.random.default_rng(3)
-    onsets, pitches = np.sort(rng.uniform(0, 4, 40)), rng.integers(48, 72, 40)
-    notes = NoteSequence([Note(t, t + 0.6, float(p), 90) for t, p in zip(onsets, pitches, strict=True)])
+    notes = random_notes(seed=3, count=40, span_s=4.0, length_s=0.6)
     first = lib.render(notes, 44100, seed=1)
     assert np.array_equal(first, lib.render(notes, 44100, seed=1))
     monkeypatch.setattr(nl, "SYNTH_THREADS", 1)
@@ -235,9 +240,7 @@ def test_the_song_takes_back_the_partials_made_for_the_check_window(monkeypatch)
     from hybrid.calibration.note_check import check_window
 
     lib = library_of(tone(60.0, 1.0, formant, noise_rms=0.01), 60.0, 1.0)
-    rng = np.random.default_rng(4)
-    onsets, pitches = np.sort(rng.uniform(0, 20, 60)), rng.integers(48, 72, 60)
-    notes = NoteSequence([Note(t, t + 0.4, float(p), 90) for t, p in zip(onsets, pitches, strict=True)])
+    notes = random_notes(seed=4, count=60, span_s=20.0, length_s=0.4)
     plain = lib.render(notes, 44100, seed=1)
     made: dict = {}
     window = check_window(notes)

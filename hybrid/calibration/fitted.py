@@ -11,7 +11,7 @@ import numpy.typing as npt
 from hybrid.calibration.acoustics import Acoustics, Room
 from hybrid.calibration.bandwidth import HighBand
 from hybrid.calibration.correction import Correction
-from hybrid.calibration.note_library import NoteLibrary
+from hybrid.calibration.note_library import NoteLibrary, Partials
 from hybrid.neural.conditioning import RELEASE_TAIL_S
 from hybrid.notes import NoteSequence
 
@@ -143,7 +143,7 @@ def render_timbre(
     seed: int = 0,
     tail_s: float = RELEASE_TAIL_S,
     acoustics: bool = True,
-    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
+    made: Partials | None = None,
 ) -> npt.NDArray[np.float32]:
     """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
     (and the note check kept it; its partials made for the check's window are taken from `made`), else by the

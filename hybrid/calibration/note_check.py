@@ -24,6 +24,7 @@ from hybrid.notes import NoteSequence
 
 if TYPE_CHECKING:
     from hybrid.calibration.acoustics import Room
+    from hybrid.calibration.note_library import Partials
     from hybrid.neural.renderer import Renderer
     from hybrid.transcription import Transcriber
 
@@ -65,7 +66,7 @@ def note_check(
     transcriber: Transcriber | None = None,
     seed: int = 0,
     acoustics: bool = False,
-    made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
+    made: Partials | None = None,
 ) -> FittedTimbre:
     """The timbre as these notes are rendered with it: with its note library when the library loses no more
     than LIBRARY_TOLERANCE of onset F1 against the decoder without the offset (the library plays alone then,

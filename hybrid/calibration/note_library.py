@@ -49,6 +49,8 @@ SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partial
 SYNTH_THREADS = 2  # notes synthesised at once
 AHEAD = 8  # notes synthesised ahead of the one being added (memory: AHEAD notes' samples)
 NOISE_BLOCK = 2000  # frames of noise shaped at once (10 s)
+# a note's partials by everything they depend on: made by one rendering, taken back by the next
+Partials = dict[tuple[object, ...], npt.NDArray[np.float32] | None]
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ class NoteLibrary:
         sample_rate_hz: int,
         tail_s: float = 1.0,
         seed: int = 0,
-        made: dict[tuple[object, ...], npt.NDArray[np.float32] | None] | None = None,
+        made: Partials | None = None,
         keep: bool = False,
     ) -> npt.NDArray[np.float32]:
         """Mono audio of the notes with B's recorded sound, at `sample_rate_hz`, lasting until the last offset
