@@ -45,12 +45,16 @@ KEEP_DB = 50.0  # partials more than this below a note's loudest are not synthes
 # octave off (bench_real: note F1 0.742 -> 0.744, timbre 0.578 -> 0.580; docs/design.md)
 FUNDAMENTAL_SHIFT = 12.0
 FUNDAMENTAL_DB = 6.0
-SYNTH_BLOCK = 4096  # samples synthesised at once (memory: SYNTH_BLOCK x partials)
-SYNTH_THREADS = 2  # notes synthesised at once
+SUM_FRAMES = 1024  # frames of notes whose partials are summed at once (memory: 7 x SUM_FRAMES frames)
+SYNTH_THREADS = 2  # notes whose controls are made at once
+SINGLE_PARTIALS = 64  # notes of more partials are summed in double precision
 AHEAD = 8  # notes synthesised ahead of the one being added (memory: AHEAD notes' samples)
 NOISE_BLOCK = 2000  # frames of noise shaped at once (10 s)
 # a note's partials by everything they depend on: made by one rendering, taken back by the next
 Partials = dict[tuple[object, ...], npt.NDArray[np.float32] | None]
+# what a note's partials are summed from: its phase (radians, per sample) and the partials' amplitudes per frame
+Controls = tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]
+_Made = Controls | npt.NDArray[np.float32] | None  # a note's controls, or its partials taken back
 
 
 @dataclass(frozen=True)
@@ -307,18 +311,30 @@ class NoteLibrary:
                 ends[id(cur)] = nxt.onset_s
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        # The partials of each note are made on two threads (numpy and torch let go of the GIL in them) and
-        # added in the notes' order, so the sum is the same on every run; at most AHEAD notes are in flight.
-        pending: deque[tuple[int, tuple[object, ...], Future[npt.NDArray[np.float32] | None]]] = deque()
+        # Each note's controls (its phase and partials' amplitudes) are made on two threads (numpy lets go of
+        # the GIL in them); the partials of SUM_FRAMES frames of notes are then summed at once, and added in the
+        # notes' order, so the sum is the same on every run. At most AHEAD notes are in flight.
+        pending: deque[tuple[int, tuple[object, ...], Future[_Made]]] = deque()
+        ready: list[tuple[tuple[object, ...], int, _Made]] = []  # (key, start, what was made)
 
-        def add_ready(limit: int) -> None:
-            while len(pending) > limit:
-                start, key, fut = pending.popleft()
-                y = fut.result()
+        def add(batch: list[tuple[tuple[object, ...], int, _Made]]) -> None:
+            controls = [c for _, _, c in batch if isinstance(c, tuple)]
+            summed = iter(_sum_partials(controls, hop, sample_rate_hz))
+            for key, start, c in batch:
+                y = next(summed) if isinstance(c, tuple) else c
                 if keep and made is not None:
                     made[key] = y
                 if y is not None:
                     out[start : start + len(y)] += y
+
+        def add_ready(limit: int) -> None:
+            while len(pending) > limit:
+                start, key, fut = pending.popleft()
+                ready.append((key, start, fut.result()))
+            frames = sum(len(c[0]) // hop for _, _, c in ready if isinstance(c, tuple))
+            if ready and (frames >= SUM_FRAMES or limit == 0):
+                add(ready)
+                ready.clear()
 
         with ThreadPoolExecutor(SYNTH_THREADS) as pool:
             for n in notes.notes:
@@ -343,11 +359,11 @@ class NoteLibrary:
                     plan.level_db.tobytes(),
                 )
                 if made is not None and key in made:
-                    fut: Future[npt.NDArray[np.float32] | None] = Future()
+                    fut: Future[_Made] = Future()
                     fut.set_result(made[key])
                 else:
                     fut = pool.submit(
-                        self._harmonics, n_out - start, hop, ref, n, plan, gain_db, sample_rate_hz
+                        self._controls, n_out - start, hop, ref, n, plan, gain_db, sample_rate_hz
                     )
                 pending.append((start, key, fut))
                 add_ready(AHEAD)
@@ -366,7 +382,7 @@ class NoteLibrary:
         return out
 
     @staticmethod
-    def _harmonics(
+    def _controls(
         room: int,
         hop: int,
         ref: RecordedNote,
@@ -374,8 +390,9 @@ class NoteLibrary:
         plan: FramePlan,
         gain_db: float,
         sample_rate_hz: int,
-    ) -> npt.NDArray[np.float32] | None:
-        """The partials of one note (at most `room` samples from its onset), or None when none sound."""
+    ) -> Controls | None:
+        """What one note's partials are summed from (at most `room` samples from its onset; _sum_partials), or
+        None when none sound."""
         f0 = float(midi_to_hz(note.pitch_midi))
         k_max = int(min(MAX_HARMONICS, (sample_rate_hz / 2.0) // f0))
         if k_max < 1:
@@ -402,35 +419,87 @@ class NoteLibrary:
         n = min(len(frames) * hop, room)
         if n <= 0:
             return None
-        import torch
-
         f0_s = np.interp(np.arange(n), np.arange(len(frames)) * hop, f0_t)
-        n_frames = -(-n // hop)
-        phase = np.zeros(n_frames * hop, np.float32)
-        phase[:n] = np.mod(2.0 * np.pi * np.cumsum(f0_s) / sample_rate_hz, 2.0 * np.pi)
-        phase_t = torch.from_numpy(phase)
-        # per frame two columns: the amplitudes at the frame, and their change to the next frame's
-        amp_t = torch.from_numpy(np.stack([amp[:-1], amp[1:] - amp[:-1]], axis=2))
-        k_t = torch.arange(1, top + 1, dtype=torch.float32)
-        seg = torch.zeros(n_frames * hop, dtype=torch.float32)
-        ramp_in_frame = torch.arange(hop, dtype=torch.float32) / hop
-        per_block = max(1, SYNTH_BLOCK // hop)
-        # Frame by frame, every partial at once, in blocks of frames: sin(k phase) for every partial k, then
-        # within a frame the amplitudes go linearly from the frame's to the next, so each frame's samples are
-        # one matrix product (partials x [amplitudes, their change]) instead of an amplitude per partial and
-        # sample. The phase is float32 (k phase is off by at most 256 x 2.4e-7 rad: -70 dB). In torch: 2x the
-        # running complex product e^(i k phase) it replaced, 8x numpy's einsum (docs/design.md).
-        with torch.inference_mode():
-            for j0 in range(0, n_frames, per_block):
-                j1 = min(n_frames, j0 + per_block)
-                partials = torch.sin(phase_t[j0 * hop : j1 * hop, None] * k_t).reshape(j1 - j0, hop, top)
-                both = torch.bmm(partials, amp_t[j0:j1])  # (frames, hop, 2)
-                seg[j0 * hop : j1 * hop] = (both[..., 0] + ramp_in_frame * both[..., 1]).reshape(-1)
-        seg = seg[:n]
-        y = seg.numpy()
-        ramp = min(n, int(ONSET_RAMP_S * sample_rate_hz))  # the first sample is not a step either
+        return 2.0 * np.pi * np.cumsum(f0_s) / sample_rate_hz, amp
+
+
+def _sum_partials(notes: list[Controls], hop: int, sample_rate_hz: int) -> list[npt.NDArray[np.float32]]:
+    """For each note (phase, amp), sum over k of a_k(t) sin(k phase(t)), k = 1 .. amp.shape[1], where a_k goes
+    linearly from amp[j, k-1] at sample j * hop to amp[j + 1, k-1] at (j + 1) * hop (amp has a row past the
+    last frame); the first ONSET_RAMP_S fades in. All the notes at once, SUM_FRAMES frames at a time."""
+    outs = [np.zeros(len(phase), np.float32) for phase, _ in notes]
+    # (note, first frame, end frame) pieces of at most SUM_FRAMES, packed into runs of at most SUM_FRAMES
+    runs: list[list[tuple[int, int, int]]] = [[]]
+    size = 0
+    for i, (phase, _) in enumerate(notes):
+        frames = -(-len(phase) // hop)
+        for j0 in range(0, frames, SUM_FRAMES):
+            j1 = min(frames, j0 + SUM_FRAMES)
+            if size + j1 - j0 > SUM_FRAMES:
+                runs.append([])
+                size = 0
+            runs[-1].append((i, j0, j1))
+            size += j1 - j0
+    for run in runs:
+        # Clenshaw's error grows with the square of the partials: single precision up to SINGLE_PARTIALS
+        # (within 1.4e-5 of the sum of 64 partials of random levels), double above (1e-7; single: 1.9e-4 at 256)
+        few = [p for p in run if notes[p[0]][1].shape[1] <= SINGLE_PARTIALS]
+        for pieces, dtype in ((few, np.float32), ([p for p in run if p not in few], np.float64)):
+            if pieces:
+                _sum_run(notes, pieces, hop, dtype, outs)
+    for y in outs:
+        ramp = min(len(y), int(ONSET_RAMP_S * sample_rate_hz))  # the first sample is not a step either
         y[:ramp] *= np.linspace(0.0, 1.0, ramp, endpoint=False, dtype=np.float32)
-        return y
+    return outs
+
+
+def _sum_run(
+    notes: list[Controls],
+    pieces: list[tuple[int, int, int]],
+    hop: int,
+    dtype: type[np.floating],  # type: ignore[type-arg]
+    outs: list[npt.NDArray[np.float32]],
+) -> None:
+    """_sum_partials of these pieces of notes, laid side by side, written into `outs`."""
+    import torch
+
+    # the most partials first, so that the pieces still summing at partial k are always the first ones
+    pieces = sorted(pieces, key=lambda p: -notes[p[0]][1].shape[1])
+    n_frames = sum(j1 - j0 for _, j0, j1 in pieces)
+    partials = notes[pieces[0][0]][1].shape[1]
+    phase = np.zeros((n_frames, hop))  # past a note's end: phase 0, so every sin(k phase) is 0
+    # per frame two rows of coefficients: the amplitudes at the frame, and their change to the next frame's
+    coef = np.zeros((2, n_frames, partials), dtype)
+    upto = np.zeros(partials, np.int64)  # partial k is summed in the first upto[k] frames
+    row = 0
+    for i, j0, j1 in pieces:
+        ph, amp = notes[i]
+        piece = ph[j0 * hop : j1 * hop]
+        phase.reshape(-1)[row * hop : row * hop + len(piece)] = piece
+        k = amp.shape[1]
+        coef[0, row : row + j1 - j0, :k] = amp[j0:j1]
+        coef[1, row : row + j1 - j0, :k] = amp[j0 + 1 : j1 + 1] - amp[j0:j1]
+        row += j1 - j0
+        upto[:k] = row
+    # Clenshaw's recurrence: sum_k a_k sin(k phase) is b_1 sin(phase), where b_k = a_k + 2 cos(phase) b_(k+1)
+    # - b_(k+2), so no sin(k phase) is made; it runs for both rows of coef, joined with the ramp in the frame.
+    # 2.4x faster than sin(k phase) for every k and a matrix product per frame, per note (docs/design.md).
+    c2 = torch.from_numpy((2.0 * np.cos(phase)).astype(dtype))
+    coef_t = torch.from_numpy(coef)
+    b1 = torch.zeros((2, n_frames, hop), dtype=c2.dtype)
+    b2 = torch.zeros_like(b1)
+    with torch.inference_mode():
+        for k in range(partials - 1, -1, -1):
+            m = int(upto[k])
+            b2[:, :m].neg_().add_(coef_t[:, :m, k, None]).addcmul_(c2[:m], b1[:, :m])
+            b1, b2 = b2, b1
+        b1.mul_(torch.from_numpy(np.sin(phase).astype(dtype)))
+        y = (b1[0] + torch.arange(hop, dtype=c2.dtype) / hop * b1[1]).reshape(-1).numpy()
+    row = 0
+    for i, j0, j1 in pieces:
+        a, b = j0 * hop, min(len(outs[i]), j1 * hop)
+        outs[i][a:b] = y[row * hop : row * hop + b - a]
+        row += j1 - j0
 
 
 def _interp_rows(
