@@ -12,10 +12,14 @@ import pytest
 
 from hybrid.calibration.note_library import (
     HOP_S,
+    MIN_NOTE_S,
     ONSET_RAMP_S,
     OVERLAP_MARGIN_S,
+    POLY_GAP,
     NoteLibrary,
+    _analyse_note,
     _clean_notes,
+    _with_others,
 )
 from hybrid.constants import midi_to_hz
 from hybrid.notes import Note, NoteSequence
@@ -166,11 +170,47 @@ def test_legato_notes_are_clean_until_the_next_begins_and_chords_are_not():
     assert _clean_notes(NoteSequence([Note(0.0, 1.0, 60.0, 90), Note(0.1, 0.5, 63.0, 90)])) == []
 
 
-def test_nothing_clean_gives_no_library():
-    y = tone(57.0, 1.0, formant)
+def test_a_note_that_another_sounds_with_keeps_its_own_partials():
+    # A chord: the formant tone at A3 (57) and a louder flat-spectrum tone a major third up (61, -14 dB per
+    # partial), whose partials lie between A3's or on them (A3's 5th, 1100 Hz, and its 4th, 1109 Hz). Read
+    # with the other note masked, A3's first 12 partials are its own envelope (those on the other's read off
+    # their neighbours) and what lies between them is no noise (the tones have none); read as if it were
+    # alone, the other note's partials are taken for A3's and for noise.
+    y = tone(57.0, 1.0, formant) + tone(61.0, 1.0, lambda f: -14.0 + 0.0 * f)
+    a3, other = Note(0.0, 1.0, 57.0, 100), Note(0.0, 1.0, 61.0, 100)
+    want = formant(midi_to_hz(57.0) * np.arange(1, 13))
+    masked = _analyse_note(y, SR, a3, 1.0, (other,))
+    alone = _analyse_note(y, SR, a3, 1.0)
+    assert masked is not None and alone is not None
+    m = masked.held // 2
+    np.testing.assert_allclose(masked.harmonic_db[m, :12], want, atol=3.5)  # measured at most 3.1 dB off
+    assert np.median(masked.noise_db[m]) < -80.0  # measured -87 dB
+    assert np.abs(alone.harmonic_db[m, :12] - want).max() > 30.0  # measured 56 dB (the fundamental)
+    assert np.median(alone.noise_db[m]) > -60.0  # measured -51 dB
+    # an octave chord: every partial of the upper note is one of the lower's, so only the lower is kept
+    octave = tone(48.0, 1.0, formant) + tone(60.0, 1.0, formant)
+    chord = NoteSequence([Note(0.0, 1.0, 48.0, 100), Note(0.0, 1.0, 60.0, 100)])
+    lib = NoteLibrary.analyse(octave, SR, chord)
+    assert lib is not None and [r.pitch_midi for r in lib.notes] == [48.0]
+
+
+def test_notes_with_others_fill_only_an_octave_gap_in_the_clean_notes():
+    y = tone(57.0, 1.0, formant) + tone(61.0, 1.0, lambda f: -14.0 + 0.0 * f)
     chord = NoteSequence([Note(0.0, 1.0, 57.0, 100), Note(0.0, 1.0, 61.0, 100)])
-    assert NoteLibrary.analyse(y, SR, chord) is None
-    assert HOP_S > 0
+    onsets = np.array([0.0, 0.0])
+    # no clean note: the first of the chord (the longest first; here the first listed), and not the other,
+    # a major third from it
+    assert [r.pitch_midi for r in _with_others(y, SR, chord, [], onsets)] == [57.0]
+    # a clean note less than POLY_GAP away: none; one farther: the chord's first
+    assert _with_others(y, SR, chord, [57.0 + POLY_GAP - 0.5], onsets) == []
+    assert [r.pitch_midi for r in _with_others(y, SR, chord, [57.0 - POLY_GAP], onsets)] == [57.0]
+
+
+def test_only_short_notes_give_no_library():
+    y = tone(57.0, 1.0, formant)
+    short = NoteSequence([Note(0.1 * i, 0.1 * i + 0.08, 57.0, 100) for i in range(8)])
+    assert NoteLibrary.analyse(y, SR, short) is None
+    assert MIN_NOTE_S > 0.08
 
 
 def test_the_note_check_keeps_the_library_only_while_it_keeps_the_notes(renderer, transcriber, monkeypatch):

@@ -10,6 +10,10 @@ note that no other note overlaps), frame by frame from its onset:
 - the noise: the level of what lies between the harmonics, in NOISE_BANDS bands up to Nyquist;
 - the pitch movement: each frame's f0 against the note's own pitch, in cents.
 
+Where B has no clean note an octave near a pitch (a piano, chords, a band whose clean notes are all in the
+bass), its notes that others sound with are analysed too, each partial that lies on another note's read off
+the note's other partials instead.
+
 To play a note, the library takes B's note nearest in pitch, follows its frames from the onset (a longer
 note loops the second half of B's held frames back and forth; a shorter one is cut), then B's release frames
 after the key is up; the harmonics are summed at the note's own f0 (times B's pitch movement) and the noise
@@ -35,6 +39,12 @@ RELEASE_S = 0.5  # how much of B after a note's offset is kept as its release (l
 MAX_HARMONICS = 256
 NOISE_BANDS = 48
 FLOOR_DB = -100.0
+OTHERS_RING_S = 0.1  # another note is taken to sound this long past its transcribed offset
+# B's notes that other notes sound with (a chord, a held note under them) are analysed with the others' partials
+# read off their own, where no clean note is POLY_GAP semitones near in pitch: a polyphonic B (a piano, chords)
+# gets a library, a B whose clean notes are all low gets its high notes (bench_real: timbre 0.580 -> 0.583,
+# note F1 unchanged; other gaps measured in docs/design.md)
+POLY_GAP = 12.0
 SEARCH_CENTS = 40.0  # each frame's f0 is searched within this of the note's (bent) pitch
 MAX_NOTES = 64  # at most this many notes are kept, the longest first
 CUT_S = 0.02  # fade when a note's sound ends: cut by the next note of its voice, or at the end of its release
@@ -132,9 +142,15 @@ def _clean_notes(notes: NoteSequence) -> list[Note]:
 
 
 def _analyse_note(
-    audio: npt.NDArray[np.float32], sample_rate_hz: int, note: Note, end_s: float
+    audio: npt.NDArray[np.float32],
+    sample_rate_hz: int,
+    note: Note,
+    end_s: float,
+    others: tuple[Note, ...] = (),
 ) -> RecordedNote | None:
-    """Frames of one note from its onset to `end_s` (its offset plus what of the release is free)."""
+    """Frames of one note from its onset to `end_s` (its offset plus what of the release is free). `others`:
+    B's notes that sound with it; its partials within a main lobe of theirs are read off its other partials
+    instead, and the bins near theirs are not its noise. None when most of its first partials are theirs."""
     f0 = float(midi_to_hz(note.pitch_midi))
     n_fft = _window_size(f0, sample_rate_hz)
     hop = int(round(HOP_S * sample_rate_hz))
@@ -181,12 +197,30 @@ def _analyse_note(
 
     movement = median_filter(cents - np.median(cents), size=5, mode="nearest")
     movement = uniform_filter1d(movement, size=5, mode="nearest")
-    # each partial: the largest magnitude within 30% of f0 of k * f0 (a stiff string's partials lie sharp of it)
+    # the bins within a main lobe of the partials of the notes sounding with this one, frame by frame, and this
+    # note's partials that lie there
     freqs = f0_t[:, None] * ks[None, :]
+    theirs = np.zeros(mag.shape, bool)
+    masked = np.zeros(freqs.shape, bool)
+    times = centres / sample_rate_hz
+    lobe = int(np.ceil(LOBE_BINS))
+    for o in others:
+        on = np.flatnonzero((times >= o.onset_s - OVERLAP_MARGIN_S) & (times < o.offset_s + OTHERS_RING_S))
+        f0_o = float(midi_to_hz(o.pitch_midi))
+        partials = np.round(np.arange(1, sample_rate_hz / 2.0 // f0_o + 1) * f0_o / bin_hz).astype(int)
+        for d in range(-lobe, lobe + 1):
+            theirs[np.ix_(on, np.clip(partials + d, 0, mag.shape[1] - 1))] = True
+        j = np.maximum(1.0, np.round(freqs[on] / f0_o))
+        masked[on] |= np.abs(freqs[on] - j * f0_o) < LOBE_BINS * bin_hz
+    if masked[:, : min(8, k_max)].mean() > 0.5:
+        return None  # most of its first partials are another note's
+    # each partial: the largest magnitude within 30% of f0 of k * f0 (a stiff string's partials lie sharp of it),
+    # not counting the bins of the other notes' partials
     reach = max(1, int(0.3 * f0 / bin_hz))
     centre = np.round(freqs / bin_hz).astype(int)
     cand = np.clip(centre[:, :, None] + np.arange(-reach, reach + 1)[None, None, :], 0, mag.shape[1] - 1)
-    cand_mag = np.take_along_axis(mag[:, None, :], cand.reshape(len(centres), 1, -1), axis=2).reshape(
+    free_mag = np.where(theirs, 0.0, mag)
+    cand_mag = np.take_along_axis(free_mag[:, None, :], cand.reshape(len(centres), 1, -1), axis=2).reshape(
         cand.shape
     )
     best = np.argmax(cand_mag, axis=2)
@@ -207,6 +241,7 @@ def _analyse_note(
     rows = np.arange(len(centres))[:, None]
     for d in range(-int(np.ceil(LOBE_BINS)), int(np.ceil(LOBE_BINS)) + 1):
         near[rows, np.clip(peak_bin + d, 0, mag.shape[1] - 1)] = True
+    near |= theirs
     between = ~near
     bins_hz = np.arange(mag.shape[1]) * bin_hz
     edges = noise_band_edges_hz(sample_rate_hz)
@@ -230,6 +265,9 @@ def _analyse_note(
         per_bin[t] = np.interp(np.arange(NOISE_BANDS), np.flatnonzero(ok), row[ok]) if ok.any() else 0.0
     noise_here = np.take_along_axis(per_bin, band[np.clip(peak_bin, 0, len(band) - 1)], axis=1)
     harmonic_db = 10.0 * np.log10(np.maximum(peak**2 - 2.0 * noise_here, 0.0) + 1e-20)
+    for t in np.flatnonzero(masked.any(axis=1) & ~masked.all(axis=1)):
+        ok = ~masked[t]
+        harmonic_db[t, ~ok] = np.interp(np.log(ks[~ok]), np.log(ks[ok]), harmonic_db[t, ok])
     # the noise as the variance of white noise with that density (independent of the window's length)
     noise_db = 10.0 * np.log10(per_bin * window.sum() ** 2 / (4.0 * (window**2).sum()) + 1e-20)
     # A window of twelve periods blurs a low note's attack over a third of a second: the level of each frame
@@ -251,6 +289,37 @@ def _analyse_note(
         np.maximum(noise_db, FLOOR_DB).astype(np.float32),
         movement.astype(np.float32),
     )
+
+
+def _with_others(
+    audio: npt.NDArray[np.float32],
+    sample_rate_hz: int,
+    notes: NoteSequence,
+    have: list[float],
+    onsets: npt.NDArray[np.float64],
+) -> list[RecordedNote]:
+    """B's notes that other notes sound with, analysed with the others' partials masked, where no note of the
+    library (`have`, the clean ones' pitches) is within POLY_GAP semitones; the longest first, each one kept
+    joining `have`. The release ends where the next note begins, as a clean note's does."""
+    have = list(have)
+    found: list[RecordedNote] = []
+    for n in sorted(notes.notes, key=lambda n: n.duration_s, reverse=True):
+        if n.duration_s < MIN_NOTE_S or len(have) >= MAX_NOTES:
+            continue
+        if have and min(abs(n.pitch_midi - p) for p in have) < POLY_GAP:
+            continue
+        later = onsets[onsets >= n.offset_s - OVERLAP_MARGIN_S]
+        end = min(n.offset_s + RELEASE_S, float(later[0]) if len(later) else np.inf)
+        others = tuple(
+            m
+            for m in notes.notes
+            if m is not n and m.onset_s < end and m.offset_s + OTHERS_RING_S > n.onset_s
+        )
+        r = _analyse_note(audio, sample_rate_hz, n, end, others)
+        if r is not None:
+            found.append(r)
+            have.append(n.pitch_midi)
+    return found
 
 
 @dataclass(frozen=True)
@@ -276,6 +345,7 @@ class NoteLibrary:
             r = _analyse_note(audio, sample_rate_hz, n, end)
             if r is not None:
                 recorded.append(r)
+        recorded += _with_others(audio, sample_rate_hz, notes, [r.pitch_midi for r in recorded], onsets)
         if not recorded:
             return None
         return cls(tuple(recorded), sample_rate_hz)
