@@ -194,7 +194,7 @@ def test_a_note_that_another_sounds_with_keeps_its_own_partials():
     assert lib is not None and [r.pitch_midi for r in lib.notes] == [48.0]
 
 
-def test_notes_with_others_fill_only_an_octave_gap_in_the_clean_notes():
+def test_notes_with_others_fill_only_the_gaps_between_the_clean_notes():
     y = tone(57.0, 1.0, formant) + tone(61.0, 1.0, lambda f: -14.0 + 0.0 * f)
     chord = NoteSequence([Note(0.0, 1.0, 57.0, 100), Note(0.0, 1.0, 61.0, 100)])
     onsets = np.array([0.0, 0.0])
