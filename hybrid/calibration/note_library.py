@@ -59,7 +59,7 @@ FUNDAMENTAL_DB = 6.0
 SUM_FRAMES = 1024  # frames of notes whose partials are summed at once (memory: 7 x SUM_FRAMES frames)
 SYNTH_THREADS = 2  # notes whose controls are made at once
 SINGLE_PARTIALS = 64  # notes of more partials are summed in double precision
-AHEAD = 8  # notes synthesised ahead of the one being added (memory: AHEAD notes' samples)
+AHEAD = 8  # notes whose controls are made ahead of the one being added (memory: AHEAD notes' samples)
 NOISE_BLOCK = 2000  # frames of noise shaped at once (10 s)
 # a note's partials by everything they depend on: made by one rendering, taken back by the next
 Partials = dict[tuple[object, ...], npt.NDArray[np.float32] | None]
@@ -513,9 +513,10 @@ def _sum_partials(notes: list[Controls], hop: int, sample_rate_hz: int) -> list[
             size += j1 - j0
     for run in runs:
         # Clenshaw's error grows with the square of the partials: single precision up to SINGLE_PARTIALS
-        # (within 1.4e-5 of the sum of 64 partials of random levels), double above (1e-7; single: 1.9e-4 at 256)
-        few = [p for p in run if notes[p[0]][1].shape[1] <= SINGLE_PARTIALS]
-        for pieces, dtype in ((few, np.float32), ([p for p in run if p not in few], np.float64)):
+        # (within 1.3e-5 of the sum of 64 partials of random levels), double above (5e-8; single: 1.9e-4 at 256)
+        single = [notes[i][1].shape[1] <= SINGLE_PARTIALS for i, _, _ in run]
+        for want, dtype in ((True, np.float32), (False, np.float64)):
+            pieces = [p for p, s in zip(run, single, strict=True) if s == want]
             if pieces:
                 _sum_run(notes, pieces, hop, dtype, outs)
     for y in outs:
@@ -554,7 +555,7 @@ def _sum_run(
         upto[:k] = row
     # Clenshaw's recurrence: sum_k a_k sin(k phase) is b_1 sin(phase), where b_k = a_k + 2 cos(phase) b_(k+1)
     # - b_(k+2), so no sin(k phase) is made; it runs for both rows of coef, joined with the ramp in the frame.
-    # 2.4x faster than sin(k phase) for every k and a matrix product per frame, per note (docs/design.md).
+    # On one thread 1.9x faster than sin(k phase) for every k and a matrix product per frame (docs/design.md).
     c2 = torch.from_numpy((2.0 * np.cos(phase)).astype(dtype))
     coef_t = torch.from_numpy(coef)
     b1 = torch.zeros((2, n_frames, hop), dtype=c2.dtype)
