@@ -240,7 +240,7 @@ def _analyse_note(
     # noise: the power of the bins farther than a main lobe from every partial, per band
     near = np.zeros(mag.shape, bool)
     rows = np.arange(len(centres))[:, None]
-    for d in range(-int(np.ceil(LOBE_BINS)), int(np.ceil(LOBE_BINS)) + 1):
+    for d in range(-lobe, lobe + 1):
         near[rows, np.clip(peak_bin + d, 0, mag.shape[1] - 1)] = True
     near |= theirs
     between = ~near
@@ -292,6 +292,13 @@ def _analyse_note(
     )
 
 
+def _release_end(note: Note, onsets: npt.NDArray[np.float64]) -> float:
+    """Where a note's analysis ends: RELEASE_S after its offset, or where the next note begins (`onsets`: all of
+    B's, sorted; a partial transcribed inside the note does not count)."""
+    later = onsets[onsets >= note.offset_s - OVERLAP_MARGIN_S]
+    return min(note.offset_s + RELEASE_S, float(later[0]) if len(later) else np.inf)
+
+
 def _with_others(
     audio: npt.NDArray[np.float32],
     sample_rate_hz: int,
@@ -305,12 +312,11 @@ def _with_others(
     have = list(have)
     found: list[RecordedNote] = []
     for n in sorted(notes.notes, key=lambda n: n.duration_s, reverse=True):
-        if n.duration_s < MIN_NOTE_S or len(have) >= MAX_NOTES:
+        if len(have) >= MAX_NOTES:
+            break
+        if n.duration_s < MIN_NOTE_S or (have and min(abs(n.pitch_midi - p) for p in have) < POLY_GAP):
             continue
-        if have and min(abs(n.pitch_midi - p) for p in have) < POLY_GAP:
-            continue
-        later = onsets[onsets >= n.offset_s - OVERLAP_MARGIN_S]
-        end = min(n.offset_s + RELEASE_S, float(later[0]) if len(later) else np.inf)
+        end = _release_end(n, onsets)
         others = tuple(
             m
             for m in notes.notes
@@ -334,16 +340,13 @@ class NoteLibrary:
     def analyse(
         cls, audio: npt.NDArray[np.float32], sample_rate_hz: int, notes: NoteSequence
     ) -> NoteLibrary | None:
-        """The library of mono `audio` whose transcription is `notes`; None when it holds no clean note."""
+        """The library of mono `audio` whose transcription is `notes`; None when it holds no note to play from."""
         clean = _clean_notes(notes)
         clean = sorted(clean, key=lambda n: n.duration_s, reverse=True)[:MAX_NOTES]
         onsets = np.array(sorted(n.onset_s for n in notes.notes))
         recorded = []
         for n in clean:
-            # the release lasts until the next note begins (a partial transcribed inside the note does not count)
-            later = onsets[onsets >= n.offset_s - OVERLAP_MARGIN_S]
-            end = min(n.offset_s + RELEASE_S, float(later[0]) if len(later) else np.inf)
-            r = _analyse_note(audio, sample_rate_hz, n, end)
+            r = _analyse_note(audio, sample_rate_hz, n, _release_end(n, onsets))
             if r is not None:
                 recorded.append(r)
         recorded += _with_others(audio, sample_rate_hz, notes, [r.pitch_midi for r in recorded], onsets)
