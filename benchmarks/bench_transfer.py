@@ -1,7 +1,8 @@
 """Wall time and peak memory of `hybrid transfer`, side by side in one run: as shipped (note library where B
 has clean notes) fitting B, the same with B fitted before (`hybrid timbre fit`, as the cache gives a second
 transfer with the same B), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes
-played by the nearest FluidR3 GM program). Each row is a fresh process, so imports and model loading are included and its
+played by the nearest FluidR3 GM program). The last row keeps A's drums (`--drums keep`: the drum finder, the
+split, A less its drums transcribed). Each row is a fresh process, so imports and model loading are included and its
 peak resident memory is its own. The Python API rows time the call alone, with the model loaded, and give its
 stages (load, fit, transcribe, render with the note check, score, write).
 
@@ -47,11 +48,12 @@ WARM = r"""
 import os, sys, tempfile, time
 os.environ["HYBRID_CACHE_DIR"] = tempfile.mkdtemp()
 from hybrid.pipeline import TransferOptions, load_model, transfer
-a, b, out = sys.argv[1:4]
+a, b, out = sys.argv[1], sys.argv[2], sys.argv[-1]
+options = TransferOptions(drums=sys.argv[3] if len(sys.argv) > 4 else "drop")
 model = load_model()
-transfer(a, b, out, TransferOptions(), force=True, model=model)
+transfer(a, b, out, options, force=True, model=model)
 t0 = time.perf_counter()
-r = transfer(a, b, out, TransferOptions(), force=True, model=model)
+r = transfer(a, b, out, options, force=True, model=model)
 print(f"wall {time.perf_counter() - t0:.2f}; " + ", ".join(f"{k} {v:.2f}" for k, v in r.timings_s.items()))
 """
 
@@ -118,6 +120,10 @@ def main() -> None:
                 (
                     "Python API, model loaded, B fitted before (the call alone)",
                     [str(PYTHON), "-c", WARM, str(a), str(b)],
+                ),
+                (
+                    "Python API, model loaded, B fitted before, --drums keep (the call alone)",
+                    [str(PYTHON), "-c", WARM, str(a), str(b), "keep"],
                 ),
             ]
             for name, cmd in rows:
