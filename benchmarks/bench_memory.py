@@ -1,11 +1,13 @@
 """Peak memory of a long transfer, stage by stage: where a long song's memory goes.
 
 A = the example Vibe Ace looped to --seconds (default 1799: the 30 minutes hybrid accepts, less one second),
-B = the example trumpet phrase. One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
+B = the example trumpet phrase; with --long timbre the other way round (a long timbre song, fitted), B at
+44.1 kHz in stereo (the right channel 10 ms later and 2 dB down). One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
 progress callback while a thread samples the resident set every 20 ms; the table gives each stage's peak. Run
 it under GNU time for the process's own peak:
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
+          [--long rhythm|timbre]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def rss_mib() -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=1799)
+    ap.add_argument("--long", choices=("rhythm", "timbre"), default="rhythm", help="which song is long")
     args = ap.parse_args()
     stage = {"now": "imports"}
     peaks: dict[str, int] = {}
@@ -44,21 +47,29 @@ def main() -> None:
     import numpy as np
     import soundfile as sf
 
-    from hybrid.audio import load_audio
+    from hybrid.audio import load_audio, resample
     from hybrid.pipeline import TransferOptions, load_model, transfer
 
     os.environ["HYBRID_CACHE_DIR"] = ""
     with tempfile.TemporaryDirectory() as d:
         song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
-        a = Path(d) / "a.wav"
-        sf.write(a, np.tile(song, int(np.ceil(args.seconds * sr / len(song))))[: args.seconds * sr], sr)
+        long = Path(d) / "long.wav"
+        if args.long == "timbre":  # as a CD rip: 44.1 kHz stereo (the right channel 10 ms later, 2 dB down)
+            song, sr = resample(song, sr, 44_100), 44_100
+        y = np.tile(song, int(np.ceil(args.seconds * sr / len(song))))[: args.seconds * sr]
         del song
+        if args.long == "timbre":
+            y = np.stack([y, 0.8 * np.roll(y, sr // 100)], axis=1)
+        sf.write(long, y, sr)
+        del y
+        short = ROOT / "examples" / "trumpet.ogg"
+        a, b = (long, short) if args.long == "rhythm" else (short, long)
         stage["now"] = "loading the model"
         model = load_model()
         t0 = time.perf_counter()
         result = transfer(
             a,
-            ROOT / "examples" / "trumpet.ogg",
+            b,
             Path(d) / "out.wav",
             TransferOptions(),
             progress=lambda s: stage.update(now=s),
@@ -69,7 +80,8 @@ def main() -> None:
         stage["now"] = "done"
         time.sleep(0.1)
     print(
-        f"{args.seconds} s of A, {len(result.notes)} notes, note F1 vs A {result.onset_f1:.3f}: {wall:.1f} s\n"
+        f"{args.seconds} s of {'A' if args.long == 'rhythm' else 'B'}, {len(result.notes)} notes, "
+        f"note F1 vs A {result.onset_f1:.3f}: {wall:.1f} s\n"
     )
     print("| stage | peak resident set (MiB) |")
     print("|---|---|")

@@ -23,6 +23,7 @@ MAX_DURATION_S = 30 * 60.0
 MIN_DURATION_S = 0.1
 # Peak amplitude below which a file counts as silent (-80 dBFS: below 16-bit dither).
 SILENCE_PEAK = 1e-4
+CHECK_BLOCK = 1 << 20  # samples a long file is checked (and down-mixed) in at a time
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
 
@@ -57,11 +58,12 @@ def _read(path: Path, max_duration_s: float, mono: bool = False) -> tuple[FloatA
         try:
             if mono and info.channels > 1:
                 # Down-mix block by block: memory stays at the mono size, not channels x float32.
-                blocks = [
-                    b.mean(axis=1, dtype=np.float32)
-                    for b in sf.blocks(str(path), blocksize=1 << 20, dtype="float32", always_2d=True)
-                ]
-                return np.concatenate(blocks)[:, None], int(info.samplerate)
+                out = np.empty((info.frames, 1), np.float32)
+                n = 0
+                for b in sf.blocks(str(path), blocksize=CHECK_BLOCK, dtype="float32", always_2d=True):
+                    out[n : n + len(b), 0] = b.mean(axis=1, dtype=np.float32)
+                    n += len(b)
+                return out[:n], int(info.samplerate)
             with native_stderr_captured():
                 data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:
@@ -111,11 +113,19 @@ def load_audio(
         raise HybridError(
             f"{p}: too short ({data.shape[0]} samples, {data.shape[0] / sr:.3f} s; at least {MIN_DURATION_S} s)"
         )
-    if not np.all(np.isfinite(data)):
+    finite, peak = True, 0.0
+    for i in range(0, data.shape[0], CHECK_BLOCK):  # block by block: no copy of a long song
+        block = data[i : i + CHECK_BLOCK]
+        finite = finite and bool(np.all(np.isfinite(block)))
+        peak = max(peak, float(np.max(np.abs(block)))) if finite else peak
+    if not finite:
         raise HybridError(f"{p}: contains NaN or infinite samples")
-    if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
+    if not allow_silent and peak < SILENCE_PEAK:
         raise HybridError(f"{p}: is silent (peak below -80 dBFS)")
-    y: FloatArray = data.mean(axis=1).astype(np.float32) if mono else data
+    if mono:
+        y: FloatArray = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    else:
+        y = data
     if sample_rate_hz is not None and sample_rate_hz != sr:
         y = resample(y, sr, sample_rate_hz)
         sr = sample_rate_hz
@@ -141,6 +151,23 @@ def resample(y: FloatArray, from_hz: int, to_hz: int) -> FloatArray:
         pad = [(0, n_out - out.shape[0])] + [(0, 0)] * (out.ndim - 1)
         out = np.pad(out, pad)
     return np.ascontiguousarray(out[:n_out])
+
+
+def resample_span(
+    y: FloatArray, from_hz: int, to_hz: int, start_s: float, end_s: float, margin_s: float = 1.0
+) -> FloatArray:
+    """resample(y, from_hz, to_hz)[start_s : end_s] (in whole samples at to_hz), made from that span of y
+    alone with `margin_s` around it: the excerpt starts on an input sample that falls on an output sample, so
+    the resampler's filter meets the same samples as in the whole (within float rounding; tested)."""
+    from math import gcd
+
+    q = from_hz // gcd(from_hz, to_hz)  # input samples that span a whole number of output samples
+    a0 = max(0, int(np.floor((start_s - margin_s) * from_hz / q)) * q)
+    a1 = min(y.shape[0], int(np.ceil((end_s + margin_s) * from_hz)))
+    offset = a0 * to_hz // from_hz
+    part = resample(y[a0:a1], from_hz, to_hz)
+    o0, o1 = int(round(start_s * to_hz)), int(round(end_s * to_hz))
+    return np.ascontiguousarray(part[o0 - offset : o1 - offset])
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

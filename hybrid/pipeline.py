@@ -127,7 +127,8 @@ class Model:
     ) -> FittedTimbre:
         """The fitted timbre of a timbre song ((n,) or (n, channels) audio at any rate); with `library`, its
         clean notes are analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too; calibrated, its acoustics are
-        estimated and the room fitted (hybrid.calibration.acoustics). With `drums` "drop" (a song that is a
+        estimated and the room fitted (hybrid.calibration.acoustics). Beyond the song itself and its mono mix,
+        memory does not grow with the song. With `drums` "drop" (a song that is a
         mix), all of it is fitted on the song less its percussive part (hybrid.parts.without_drums)."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
@@ -142,10 +143,8 @@ class Model:
         y = channels.mean(axis=1) if channels.ndim == 2 else channels
         b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
         analysed = library and calibrate  # the note library is part of the calibration
-        full = (
-            (resample(y, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ), OUTPUT_SAMPLE_RATE_HZ) if analysed else None
-        )
-        acoustics = estimate_acoustics(channels, sample_rate_hz) if calibrate else None
+        full = (y, sample_rate_hz) if analysed else None  # its excerpt is taken to the output rate
+        acoustics = estimate_acoustics(channels, sample_rate_hz, y) if calibrate else None
         fitted = fit_timbre(
             self.renderer, b, calibrate, self.transcriber, seed, full_band=full, acoustics=acoustics
         )
@@ -507,6 +506,7 @@ def transfer(
             c_audio,
             options.timbre_drums,
         )
+    del b_audio, c_audio  # a long timbre song's samples are not needed any more
     laps.stop("fit")
     laps.start("transcribing the rhythm song")
     song = transcribe_rhythm(a, sr_a, model, options)

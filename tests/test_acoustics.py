@@ -179,3 +179,23 @@ def test_room_and_floor_added_block_by_block_equal_the_whole_signal_at_once():
     whole = 0.01 / np.sqrt(np.sum(fir**2)) * fftconvolve(white, fir, mode="valid")
     np.testing.assert_allclose(noise, whole, atol=1e-7)
     assert float(np.sqrt(np.mean(noise.astype(np.float64) ** 2))) == pytest.approx(0.01, rel=0.02)
+
+
+def test_a_long_songs_acoustics_are_read_block_by_block(monkeypatch):
+    # the spectrogram's reductions made 97 frames at a time (a long song's blocks) are those of one pass, and
+    # the width, summed block by block, is the RMS ratio of side to mid computed here in one go
+    from hybrid.calibration import acoustics
+
+    mid = in_room(tones(), 0.6, -6.0)
+    side = 0.3 * in_room(tones(seed=5), 0.6, -6.0, seed=2)
+    y = np.stack([mid + side, mid - side], axis=1)
+    whole = estimate_acoustics(y, SR)
+    monkeypatch.setattr(acoustics, "ENVELOPE_BLOCK_FRAMES", 97)
+    monkeypatch.setattr(acoustics, "BLOCK", 10_000)
+    blocks = estimate_acoustics(y, SR)
+    np.testing.assert_allclose(blocks.rt60_s, whole.rt60_s, rtol=1e-9)
+    np.testing.assert_allclose(blocks.floor_spectrum_db, whole.floor_spectrum_db, atol=1e-9)
+    assert blocks.floor_db == whole.floor_db
+    width = np.sqrt(np.mean(side.astype(np.float64) ** 2) / np.mean(mid.astype(np.float64) ** 2))
+    assert blocks.width == pytest.approx(width, rel=1e-6) and whole.width == pytest.approx(width, rel=1e-6)
+    assert 0.6 * 0.8 < max(whole.rt60_s) < 0.6 * 1.25  # and the estimate is still the room's

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hybrid.audio import load_audio, loudness_normalize, save_audio
+from hybrid.audio import load_audio, loudness_normalize, resample, resample_span, save_audio
 from hybrid.errors import HybridError
 from hybrid.outputs import check_output_path
 
@@ -134,3 +134,17 @@ def test_an_output_that_appears_during_a_run_is_not_replaced(tmp_path):
 def test_a_device_is_never_an_output(tmp_path):
     with pytest.raises(HybridError, match="not a regular file"):
         check_output_path("/dev/null", [], force=True)
+
+
+@pytest.mark.parametrize("from_hz", [22_050, 48_000, 16_000, 32_000])
+def test_a_span_resampled_alone_is_that_span_of_the_whole(from_hz):
+    # what a long timbre song's note library is analysed from: its loudest span alone, at the output rate
+    t = np.arange(int(9.3 * from_hz)) / from_hz
+    rng = np.random.default_rng(0)
+    y = (np.sin(2 * np.pi * 440 * t) * (1 + t) + 0.1 * rng.standard_normal(len(t))).astype(np.float32)
+    whole = resample(y, from_hz, 44_100)
+    for start_s, end_s in ((0.0, 4.0), (2.37, 6.37), (5.0, 9.3)):
+        span = resample_span(y, from_hz, 44_100, start_s, end_s)
+        ref = whole[int(round(start_s * 44_100)) : int(round(end_s * 44_100))]
+        assert len(span) == len(ref)
+        np.testing.assert_allclose(span, ref, atol=1e-5)

@@ -66,3 +66,14 @@ def test_blocks_join_without_a_seam(monkeypatch):
 def test_high_band_round_trips_through_a_dict():
     high = HighBand((-3.0, -7.5, float("-inf"), float("-inf"), float("-inf"), float("-inf")))
     assert HighBand.from_dict(high.as_dict()) == high
+
+
+def test_a_long_songs_spectrum_is_welchs_block_by_block(monkeypatch):
+    # B's Welch spectrum made 3 segments at a time equals scipy's made at once
+    y = np.random.default_rng(3).standard_normal(SR * 3).astype(np.float32)
+    y[SR : 2 * SR] *= 0.1
+    monkeypatch.setattr(bandwidth, "WELCH_BLOCK_SEGMENTS", 3)
+    f, p = bandwidth._welch(y, SR, 4096)
+    f_ref, p_ref = welch(y.astype(np.float64), fs=SR, nperseg=4096)
+    np.testing.assert_array_equal(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-9)

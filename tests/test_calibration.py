@@ -115,6 +115,23 @@ def test_loudest_excerpt():
     assert loudest_excerpt(y[:SR], 5.0) is not None and len(loudest_excerpt(y[:SR], 5.0)) == SR
 
 
+def test_the_loudest_stretch_of_a_long_song_is_found_block_by_block(monkeypatch):
+    # energies summed 1000 samples at a time: the stretch a cumulative sum over the whole song picks
+    from hybrid.calibration import fit
+
+    rng = np.random.default_rng(2)
+    y = (
+        rng.standard_normal(61 * SR + 123) * np.repeat(rng.uniform(0.1, 1.0, 62), SR)[: 61 * SR + 123]
+    ).astype(np.float32)
+    energy = np.concatenate([[0.0], np.cumsum(y.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(y) - 5 * SR + 1, SR)
+    best = int(starts[np.argmax(energy[starts + 5 * SR] - energy[starts])])
+    monkeypatch.setattr(fit, "ENERGY_BLOCK", 1000)
+    assert fit.loudest_span_s(y, 5.0) == (best / SR, best / SR + 5.0)
+    positions = np.array([0, 7, 7, 999, 1000, 1001, len(y), 3])
+    np.testing.assert_allclose(fit._energy_before(y, positions), energy[positions], rtol=1e-12)
+
+
 def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber):
     guitar, _ = librosa.load(EXAMPLES / "guitar.wav", sr=SR)
     t = fit_timbre(renderer, guitar, transcriber=transcriber)

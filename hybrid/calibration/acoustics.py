@@ -39,6 +39,7 @@ FRAME_S = 0.005  # envelope hop
 MIN_DECAY_DB = 10.0  # a decay counts when the band falls this far without rising
 MIN_DECAY_S = 0.03
 NOISE_BANDS = 24
+ENVELOPE_BLOCK_FRAMES = 4_000  # frames of B's spectrogram made at once (20 s)
 FLOOR_PERCENTILE = 5.0  # the noise floor: the quietest 5% of frames
 MIN_FLOOR_S = 0.1  # a floor needs this much of the song at it
 MAX_FLOOR_DB = -20.0  # quietest frames louder than this (under the audible level) are music, not a floor
@@ -112,13 +113,35 @@ def _frame_sizes(sample_rate_hz: int) -> tuple[int, int]:
     return max(1, int(round(FRAME_S * sample_rate_hz))), 1 << int(np.ceil(np.log2(0.023 * sample_rate_hz)))
 
 
-def _band_envelopes(y: npt.NDArray[np.float32], sr: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(power spectrogram frames x bins, bin frequencies, hop) with FRAME_S hop and ~23 ms windows."""
+def _band_envelopes(
+    y: npt.NDArray[np.float32], sr: int, edges: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
+    """What estimate_acoustics reads of the power spectrogram (FRAME_S hop, ~23 ms windows), made
+    ENVELOPE_BLOCK_FRAMES frames at a time so that memory does not grow with the song: per frame, the total
+    power, the power in each of the REVERB_BANDS_HZ, and the mean power per bin in each band between `edges`
+    (NaN where a band holds no bin); with the hop. The frames are the whole song's, block or not."""
     from scipy.signal import stft
 
     hop, n_fft = _frame_sizes(sr)
-    f, _, z = stft(y, fs=sr, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=False)
-    return (np.abs(z) ** 2).T, f, hop
+    f = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    reverb = [(f >= lo) & (f < hi) for lo, hi in pairwise((*REVERB_BANDS_HZ, sr / 2))]
+    noise = [(f >= lo) & (f < hi) for lo, hi in pairwise(edges)]
+    n_frames = max(0, (len(y) - n_fft) // hop + 1)
+    total = np.zeros(n_frames)
+    in_reverb = np.zeros((n_frames, len(reverb)))
+    in_noise = np.full((n_frames, len(noise)), np.nan)
+    for i in range(0, n_frames, ENVELOPE_BLOCK_FRAMES):
+        m = min(ENVELOPE_BLOCK_FRAMES, n_frames - i)
+        seg = y[i * hop : (i + m - 1) * hop + n_fft]
+        _, _, z = stft(seg, fs=sr, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=False)
+        power = (np.abs(z) ** 2).T
+        total[i : i + m] = power.sum(axis=1)
+        for k, sel in enumerate(reverb):
+            in_reverb[i : i + m, k] = power[:, sel].sum(axis=1)
+        for k, sel in enumerate(noise):
+            if np.any(sel):
+                in_noise[i : i + m, k] = power[:, sel].mean(axis=1)
+    return total, in_reverb, in_noise, hop
 
 
 def _decays(db: npt.NDArray[np.float64], hop_s: float, floor: float) -> list[tuple[float, float, float]]:
@@ -145,45 +168,45 @@ def _decays(db: npt.NDArray[np.float64], hop_s: float, floor: float) -> list[tup
     return out
 
 
-def estimate_acoustics(audio: npt.NDArray[np.float32], sample_rate_hz: int) -> Acoustics:
-    """B's acoustics from its audio: (n,) mono or (n, channels)."""
+def estimate_acoustics(
+    audio: npt.NDArray[np.float32], sample_rate_hz: int, mono: npt.NDArray[np.float32] | None = None
+) -> Acoustics:
+    """B's acoustics from its audio: (n,) mono or (n, channels) (with `mono`, the channels' mean when the
+    caller has it). Memory does not grow with the song beyond a few values per 5 ms frame."""
     y = np.asarray(audio, np.float32)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     channels = 1 if y.ndim == 1 else y.shape[1]
     width = 0.0
     if channels > 1:
-        mid, side = y[:, :2].mean(axis=1), (y[:, 0] - y[:, 1]) / 2
-        width = float(np.sqrt(np.mean(side**2)) / max(np.sqrt(np.mean(mid**2)), 1e-12))
-        y = y.mean(axis=1)
-    power, f, hop = _band_envelopes(y, sample_rate_hz)
+        mid2 = side2 = 0.0
+        for i in range(0, len(y), BLOCK):
+            b = y[i : i + BLOCK, :2].astype(np.float64)
+            mid2 += float(np.sum(((b[:, 0] + b[:, 1]) / 2) ** 2))
+            side2 += float(np.sum(((b[:, 0] - b[:, 1]) / 2) ** 2))
+        width = float(np.sqrt(side2 / len(y)) / max(np.sqrt(mid2 / len(y)), 1e-12))
+        y = mono if mono is not None else y.mean(axis=1)
+    edges = np.geomspace(50.0, sample_rate_hz / 2, NOISE_BANDS + 1)
+    power, in_reverb, in_noise, hop = _band_envelopes(y, sample_rate_hz, edges)
     hop_s = hop / sample_rate_hz
-    total = 10 * np.log10(power.sum(axis=1) + 1e-20)
+    total = 10 * np.log10(power + 1e-20)
     audible = float(np.percentile(total, 90))
     # noise floor: the quietest frames, when there are enough of them
     n_floor = max(int(len(total) * FLOOR_PERCENTILE / 100), 1)
     quiet = np.argsort(total)[:n_floor]
     floor_db = float(np.median(total[quiet]) - audible)
-    edges = np.geomspace(50.0, sample_rate_hz / 2, NOISE_BANDS + 1)
-    spec = power[quiet].mean(axis=0)
-    bands = np.array(
-        [
-            spec[(f >= lo) & (f < hi)].mean() if np.any((f >= lo) & (f < hi)) else 0.0
-            for lo, hi in pairwise(edges)
-        ]
-    )
+    bands = np.nan_to_num(in_noise[quiet].mean(axis=0), nan=0.0)
     bands_db = 10 * np.log10(bands + 1e-20)
     floor_spectrum = tuple(float(x) for x in bands_db - bands_db.mean())
     if n_floor * hop_s < MIN_FLOOR_S or floor_db > MAX_FLOOR_DB or power.sum() == 0:
         floor_db = float("-inf")  # too short a song, or its quietest frames are the music
     # decay times per band: the median slope of the falls that reach MIN_DECAY_DB (the later half of each)
     rt60 = []
-    for lo, hi in pairwise((*REVERB_BANDS_HZ, sample_rate_hz / 2)):
-        sel = (f >= lo) & (f < hi)
-        if not np.any(sel) or lo >= sample_rate_hz / 2:
+    for k, lo in enumerate(REVERB_BANDS_HZ):
+        if lo >= sample_rate_hz / 2:
             rt60.append(0.0)
             continue
-        db = 10 * np.log10(power[:, sel].sum(axis=1) + 1e-20)
+        db = 10 * np.log10(in_reverb[:, k] + 1e-20)
         db = np.convolve(db, np.ones(3) / 3, mode="same")  # 15 ms smoothing
         floor = float(np.percentile(db, FLOOR_PERCENTILE))
         found = [d for d in _decays(db, hop_s, floor) if d[2] > db.max() - 40.0]
@@ -296,17 +319,9 @@ def apply_acoustics(
 
 
 def _frame_powers(y: npt.NDArray[np.float32], sample_rate_hz: int) -> npt.NDArray[np.float64]:
-    """Each frame's power (summed over the bins of _band_envelopes' STFT), computed block by block: the same
-    frames as one STFT of the whole signal."""
-    hop, n_fft = _frame_sizes(sample_rate_hz)
-    per_block = max(1, BLOCK // hop)
-    parts = []
-    for start in range(0, len(y), per_block * hop):
-        seg = y[start : start + per_block * hop + n_fft - hop]
-        if len(seg) < n_fft:
-            break
-        parts.append(_band_envelopes(seg, sample_rate_hz)[0].sum(axis=1))
-    return np.concatenate(parts) if parts else np.zeros(1)
+    """Each frame's power (summed over the bins of _band_envelopes' STFT), made block by block."""
+    total = _band_envelopes(y, sample_rate_hz, np.zeros(0))[0]
+    return total if len(total) else np.zeros(1)
 
 
 def _audible_db(y: npt.NDArray[np.float32], sample_rate_hz: int) -> float:

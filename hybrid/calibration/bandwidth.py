@@ -21,6 +21,7 @@ EDGES_HZ = (8000.0, 10000.0, 12000.0, 14000.0, 17000.0, 20000.0, 24000.0)  # the
 N_FFT = 1024
 HOP = N_FFT // 4
 BLOCK_FRAMES = 4096  # a long rendering is extended block by block
+WELCH_BLOCK_SEGMENTS = 1024  # B's Welch spectrum is made this many segments at a time (48 s at 44.1 kHz)
 MIN_GAIN_DB = -80.0  # a band this far under the source is left empty
 
 
@@ -41,11 +42,9 @@ class HighBand:
 def measure_high_band(b: npt.NDArray[np.float32], sample_rate_hz: int) -> HighBand | None:
     """B's balance above 8 kHz (Welch spectrum of its audio at its own rate); None when B's rate cannot hold
     anything above 8 kHz or its SOURCE_HZ octave is silent."""
-    from scipy.signal import welch
-
     if sample_rate_hz / 2 <= EDGES_HZ[0] or len(b) < N_FFT:
         return None
-    f, p = welch(np.asarray(b, np.float64), fs=sample_rate_hz, nperseg=4096 if len(b) >= 4096 else N_FFT)
+    f, p = _welch(b, sample_rate_hz, 4096 if len(b) >= 4096 else N_FFT)
     source = p[(f >= SOURCE_HZ[0]) & (f < SOURCE_HZ[1])].mean()
     if not source > 0:
         return None
@@ -54,6 +53,25 @@ def measure_high_band(b: npt.NDArray[np.float32], sample_rate_hz: int) -> HighBa
         sel = (f >= lo) & (f < min(hi, sample_rate_hz / 2 * 0.98))  # not the resampler's roll-off at the top
         gains.append(float(10 * np.log10(p[sel].mean() / source + 1e-30)) if np.any(sel) else float("-inf"))
     return HighBand(tuple(gains))
+
+
+def _welch(
+    y: npt.NDArray[np.float32], sample_rate_hz: int, nperseg: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """scipy's Welch spectrum (Hann segments overlapping by half) of `y`, WELCH_BLOCK_SEGMENTS segments at a
+    time, so that memory does not grow with the song: the mean of the same segments' periodograms."""
+    from scipy.signal import welch
+
+    step = nperseg // 2
+    n_seg = (len(y) - nperseg) // step + 1
+    total, f = None, None
+    for i in range(0, n_seg, WELCH_BLOCK_SEGMENTS):
+        k = min(WELCH_BLOCK_SEGMENTS, n_seg - i)
+        seg = np.asarray(y[i * step : (i + k - 1) * step + nperseg], np.float64)
+        f, p = welch(seg, fs=sample_rate_hz, nperseg=nperseg)
+        total = p * k if total is None else total + p * k
+    assert total is not None and f is not None
+    return f, total / n_seg
 
 
 def _bin_map(sample_rate_hz: int, high: HighBand) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

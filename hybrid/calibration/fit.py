@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CALIBRATION_S = 20.0  # the loudest 20 s of the timbre song are transcribed and resynthesised
 MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a calibration on
+ENERGY_BLOCK = 1 << 20  # samples squared and summed at once when the loudest stretch is looked for
 ROOM_FIT_S = 10.0  # the room is fitted on the first 10 s of the calibration excerpt
 
 
@@ -32,10 +33,28 @@ def loudest_span_s(audio: npt.NDArray[np.float32], seconds: float) -> tuple[floa
     n = int(seconds * SAMPLE_RATE_HZ)
     if len(audio) <= n:
         return 0.0, len(audio) / SAMPLE_RATE_HZ
-    energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
     starts = np.arange(0, len(audio) - n + 1, SAMPLE_RATE_HZ)
-    best = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+    energy = _energy_before(audio, np.concatenate([starts, starts + n]))
+    best = int(starts[np.argmax(energy[len(starts) :] - energy[: len(starts)])])
     return best / SAMPLE_RATE_HZ, (best + n) / SAMPLE_RATE_HZ
+
+
+def _energy_before(
+    audio: npt.NDArray[np.float32], positions: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """The energy of audio[:p] for each p of `positions`, summed ENERGY_BLOCK samples at a time (memory does
+    not grow with the song)."""
+    order = np.argsort(positions, kind="stable")
+    out = np.zeros(len(positions))
+    done, j = 0.0, 0
+    for b0 in range(0, len(audio), ENERGY_BLOCK):
+        running = np.cumsum(audio[b0 : b0 + ENERGY_BLOCK].astype(np.float64) ** 2)
+        while j < len(order) and positions[order[j]] <= b0 + len(running):
+            p = positions[order[j]]
+            out[order[j]] = done + (running[p - b0 - 1] if p > b0 else 0.0)
+            j += 1
+        done += float(running[-1])
+    return out
 
 
 def loudest_excerpt(audio: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
@@ -57,7 +76,8 @@ def fit_timbre(
     """Embed a timbre song (mono, SAMPLE_RATE_HZ) and, with `calibrate`, calibrate on it: transcribe (the
     loudest CALIBRATION_S of) the song, fit the offset on those notes (`offset_steps` steps, 0 for none), render
     them, and measure the correction against the song with the whole offset, half of it and none. With
-    `full_band` (the same song at a higher rate), also analyse its clean notes into a note library. With
+    `full_band` (the same song at its own rate, and that rate), also analyse its clean notes into a note library
+    (the excerpt at OUTPUT_SAMPLE_RATE_HZ). With
     `acoustics` (estimated from the song), fit the room each player adds (see hybrid.calibration.acoustics)."""
     emb = renderer.embed(audio)
     if not calibrate or len(audio) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
@@ -72,10 +92,13 @@ def fit_timbre(
         return FittedTimbre(emb)
     library = None
     if full_band is not None:
+        from hybrid.audio import resample_span
         from hybrid.calibration.note_library import NoteLibrary
+        from hybrid.constants import OUTPUT_SAMPLE_RATE_HZ
 
         y, sr = full_band
-        library = NoteLibrary.analyse(y[int(round(start_s * sr)) : int(round(end_s * sr))], sr, notes)
+        span = resample_span(y, sr, OUTPUT_SAMPLE_RATE_HZ, start_s, end_s)
+        library = NoteLibrary.analyse(span, OUTPUT_SAMPLE_RATE_HZ, notes)
     pitches = (min(n.pitch_midi for n in notes.notes), max(n.pitch_midi for n in notes.notes))
     offset = None
     if offset_steps > 0:
