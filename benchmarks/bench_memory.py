@@ -52,6 +52,7 @@ def main() -> None:
 
     os.environ["HYBRID_CACHE_DIR"] = ""
     with tempfile.TemporaryDirectory() as d:
+        stage["now"] = "making the long song"
         song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
         long = Path(d) / "long.wav"
         if args.long == "timbre":  # as a CD rip: 44.1 kHz stereo (the right channel 10 ms later, 2 dB down)
