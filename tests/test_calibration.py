@@ -178,3 +178,39 @@ def test_too_little_timbre_song_renders_uncalibrated(renderer, transcriber):
 def test_timbre_type_is_what_render_takes(renderer):
     y, _ = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
     assert isinstance(fit_timbre(renderer, y if y.ndim == 1 else y.mean(1), calibrate=False), FittedTimbre)
+
+
+@pytest.mark.parametrize("block_frames", [7, 100])
+def test_a_long_rendering_is_corrected_block_by_block(monkeypatch, block_frames):
+    # the correction made a few frames at a time, against scipy's stft -> gains -> istft over the whole
+    from scipy.fft import idct
+    from scipy.signal import istft, stft
+
+    from hybrid.calibration import correction as cm
+
+    rng = np.random.default_rng(0)
+    t = np.arange(SR * 7 + 333) / SR
+    a = (np.sin(2 * np.pi * 220 * t) * (1 + np.sin(t)) + 0.05 * rng.standard_normal(len(t))).astype(
+        np.float32
+    )
+    b = (np.sin(2 * np.pi * 330 * t) + 0.3 * np.sin(2 * np.pi * 990 * t)).astype(np.float32)
+    b += 0.02 * rng.standard_normal(len(t)).astype(np.float32)
+    corr = Correction.fit(a, b)
+    assert corr is not None
+    spec = stft(
+        b.astype(np.float64), nperseg=cm.N_FFT, noverlap=cm.N_FFT - cm.HOP, boundary="even", padded=True
+    )[2]
+    power = np.abs(spec) ** 2
+    from scipy.fft import dct
+
+    c = dct(10 * np.log10(cm.mel_filterbank() @ power + 1e-10), type=2, norm="ortho", axis=0)
+    frame_db = 10 * np.log10(power.sum(axis=0) + 1e-20)
+    audible = frame_db > frame_db.max() - cm.AUDIBLE_DB
+    mean = c[:, audible].mean(axis=1, keepdims=True)
+    target = mean + corr.shift[:, None] + corr.scale[:, None] * (c - mean)
+    gain_db = np.clip(idct(target - c, type=2, norm="ortho", axis=0) * corr.weight[:, None], -12.0, 12.0)
+    spec = spec * 10 ** ((cm._band_to_bin() @ gain_db) / 20)
+    expected = istft(spec, nperseg=cm.N_FFT, noverlap=cm.N_FFT - cm.HOP, boundary=True)[1][: len(b)]
+    assert np.abs(expected - b).max() > 0.01  # the correction changes the rendering
+    monkeypatch.setattr(cm, "APPLY_BLOCK_FRAMES", block_frames)
+    np.testing.assert_allclose(corr.apply(b), expected, atol=1e-6)

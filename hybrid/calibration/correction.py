@@ -33,6 +33,7 @@ N_COEFFICIENTS = 20  # cepstral coefficients corrected (fewer: only the smoother
 SCALE_RANGE = (0.5, 2.0)  # the spread of a coefficient is changed at most by these factors
 MAX_GAIN_DB = 12.0  # per band and frame
 MIN_FRAMES = 8
+APPLY_BLOCK_FRAMES = 2048  # frames a long rendering is corrected in at a time (33 s at 16 kHz)
 # Bands where the resynthesis is this far below its loudest band carry no evidence (none of the rendered notes
 # sound there, only noise): the correction fades out between these two depths.
 RELIABLE_DB, UNRELIABLE_DB = 30.0, 45.0
@@ -157,20 +158,65 @@ class Correction:
         return np.asarray(idct(self.shift, type=2, norm="ortho")) * self.weight
 
     def apply(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The corrected audio (same length); audio too short or too quiet to measure is returned as it is."""
-        from scipy.fft import idct
-        from scipy.signal import istft
+        """The corrected audio (same length); audio too short or too quiet to measure is returned as it is.
+        What scipy's stft -> gains -> istft gives, made APPLY_BLOCK_FRAMES frames at a time, so that memory
+        does not grow with the song beyond the cepstra: the song's frames are read twice, once for the
+        statistics over all its audible frames, once to apply the gains (overlap-added into the output)."""
+        from scipy.fft import idct, irfft, rfft
+        from scipy.signal import get_window
 
         if len(audio) < N_FFT or not np.any(audio):
             return audio
-        spec = _stft(audio)
-        c, audible = _cepstra(spec)
+        win = get_window("hann", N_FFT)
+        padded, n_frames = _frame_source(audio)
+
+        def spectra(j0: int, j1: int) -> npt.NDArray[np.complex128]:
+            from numpy.lib.stride_tricks import sliding_window_view
+
+            frames = sliding_window_view(padded[j0 * HOP : (j1 - 1) * HOP + N_FFT], N_FFT)[::HOP]
+            return np.asarray(rfft(frames * win, axis=1).T / win.sum())
+
+        fb = mel_filterbank()
+        level = np.empty((fb.shape[0], n_frames))
+        frame_db = np.empty(n_frames)
+        for j0 in range(0, n_frames, APPLY_BLOCK_FRAMES):
+            j1 = min(n_frames, j0 + APPLY_BLOCK_FRAMES)
+            power = np.abs(spectra(j0, j1)) ** 2
+            level[:, j0:j1] = 10 * np.log10(fb @ power + 1e-10)
+            frame_db[j0:j1] = 10 * np.log10(power.sum(axis=0) + 1e-20)
+        from scipy.fft import dct
+
+        c = dct(level, type=2, norm="ortho", axis=0)
+        del level
+        audible = frame_db > frame_db.max() - AUDIBLE_DB
         if audible.sum() < MIN_FRAMES:
             return audio
         mean = c[:, audible].mean(axis=1, keepdims=True)
-        target = mean + self.shift[:, None] + self.scale[:, None] * (c - mean)
-        gain_db = idct(target - c, type=2, norm="ortho", axis=0) * self.weight[:, None]
-        gain_db = np.clip(gain_db, -MAX_GAIN_DB, MAX_GAIN_DB)
-        spec = spec * 10 ** ((_band_to_bin() @ gain_db) / 20)
-        y = istft(spec, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=True)[1]
-        return np.asarray(y[: len(audio)], np.float32)
+        to_bin = _band_to_bin()
+        out = np.zeros(len(padded))
+        norm = np.zeros(len(padded))
+        for j0 in range(0, n_frames, APPLY_BLOCK_FRAMES):
+            j1 = min(n_frames, j0 + APPLY_BLOCK_FRAMES)
+            cb = c[:, j0:j1]
+            target = mean + self.shift[:, None] + self.scale[:, None] * (cb - mean)
+            gain_db = idct(target - cb, type=2, norm="ortho", axis=0) * self.weight[:, None]
+            gain_db = np.clip(gain_db, -MAX_GAIN_DB, MAX_GAIN_DB)
+            spec = spectra(j0, j1) * 10 ** ((to_bin @ gain_db) / 20)
+            frames = irfft(spec.T * win.sum(), n=N_FFT, axis=1) * win
+            for k, j in enumerate(range(j0, j1)):
+                out[j * HOP : j * HOP + N_FFT] += frames[k]
+                norm[j * HOP : j * HOP + N_FFT] += win**2
+        out /= np.where(norm > 1e-10, norm, 1.0)
+        half = N_FFT // 2
+        return np.asarray(out[half : half + len(audio)], np.float32)
+
+
+def _frame_source(audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], int]:
+    """The audio as scipy's stft(boundary="even", padded=True) frames it: extended by half a frame at each end
+    (mirrored about the end samples), then zero-padded to a whole number of hops; and the number of frames."""
+    x = np.asarray(audio, np.float64)
+    half = N_FFT // 2
+    ext = np.concatenate([x[half:0:-1], x, x[-2 : -(half + 2) : -1]])
+    extra = (-(len(ext) - N_FFT) % HOP) % N_FFT
+    ext = np.concatenate([ext, np.zeros(extra)])
+    return ext, (len(ext) - N_FFT) // HOP + 1

@@ -111,9 +111,7 @@ def fit_offset(
     with torch.no_grad():
         c_all = torch.tensor(cond[:, :, :n_frames], device=device)
         emb = torch.tensor(embedding[None], device=device)
-        h_all = torch.cat(
-            [decoder.features(c, emb.expand(c.shape[0], -1)) for c in c_all.split(batch_voices)]
-        )
+        h_all = torch.cat([decoder.features_for(c, emb) for c in c_all.split(batch_voices)])
     y_all = torch.tensor(np.asarray(target[: n_frames * FRAME_HOP], np.float32), device=device)
     # Crops start where the target is loud enough to teach something: the frames with the top half of energy.
     energy = (y_all.reshape(n_frames, FRAME_HOP) ** 2).mean(1).cpu().numpy()

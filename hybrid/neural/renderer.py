@@ -111,7 +111,7 @@ class Renderer:
             per_batch = voices_per_batch(cond.shape[-1])
             for i in range(0, cond.shape[0], per_batch):
                 c = torch.tensor(cond[i : i + per_batch], device=self.device)
-                h = self.decoder.features(c, emb.expand(c.shape[0], -1))
+                h = self.decoder.features_for(c, emb)
                 for out, off, gen in zip(outs, offs, gens, strict=True):
                     ctl = self.decoder.controls_from_features(h, c, off)
                     y = self.decoder.synthesize(ctl, c, n_samples, gen if self.device == "cpu" else None)
