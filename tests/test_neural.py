@@ -79,6 +79,21 @@ def test_harmonic_synth_is_a_sine_at_f0_and_respects_nyquist():
     assert spec[7000:].max() < 1e-3 * spec.max()
 
 
+def test_a_harmonic_stays_in_phase_over_ten_minutes():
+    # the 8th harmonic of a steady 440 Hz voice, ten minutes in, against sin(8 x the exact running phase).
+    # Measured: within 2.5e-4 (with the phase summed in single precision: 0.065 at 30 s, 1.1 at 599 s)
+    sr, seconds = 16000, 600
+    frames = seconds * sr // 64
+    amps = torch.zeros(1, 8, frames)
+    amps[0, 7] = 1.0
+    with torch.no_grad():
+        y = harmonic_synth(torch.full((1, frames), 440.0), amps, seconds * sr)[0].numpy()
+    for t in (30, 300, 599):
+        i = np.arange(t * sr, t * sr + 1000)
+        exact = np.sin(8 * (2 * np.pi * 440 / sr) * (i + 1))
+        assert np.abs(y[i] - exact).max() < 2e-3, t
+
+
 def test_noise_synth_follows_its_filter():
     frames, n = 250, 16000
     mags = torch.zeros(1, 65, frames)

@@ -43,10 +43,12 @@ def harmonic_synth(
     below = f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2  # (B, H, frames)
     amplitudes = amplitudes * below.to(amplitudes.dtype)
     f0 = upsample(f0_hz[:, None, :], n_samples)[:, 0]
-    phase = torch.cumsum(2 * math.pi * f0 / SAMPLE_RATE_HZ, dim=-1)
+    # The running phase in double precision, wrapped before it is multiplied by each harmonic's number: in
+    # single precision its steps near 300 s of a 440 Hz voice are 0.06 rad, 2 rad at the 32nd harmonic.
+    phase = torch.cumsum(2 * math.pi * f0.double() / SAMPLE_RATE_HZ, dim=-1)
     if initial_phase is not None:
         phase = phase + initial_phase[:, None]
-    phase = torch.remainder(phase, 2 * math.pi)
+    phase = torch.remainder(phase, 2 * math.pi).to(f0.dtype)
     rendering = not torch.is_grad_enabled()
     out = torch.zeros(f0.shape, device=f0.device, dtype=f0.dtype)
     for s in range(0, n_samples, CHUNK_SAMPLES):
