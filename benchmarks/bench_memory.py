@@ -7,7 +7,7 @@ progress callback while a thread samples the resident set every 20 ms; the table
 it under GNU time for the process's own peak:
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
-          [--long rhythm|timbre]
+          [--long rhythm|timbre] [--no-library]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=1799)
     ap.add_argument("--long", choices=("rhythm", "timbre"), default="rhythm", help="which song is long")
+    ap.add_argument("--no-library", action="store_true", help="the decoder plays (as where B has no clean note)")
     args = ap.parse_args()
     stage = {"now": "imports"}
     peaks: dict[str, int] = {}
@@ -72,7 +73,7 @@ def main() -> None:
             a,
             b,
             Path(d) / "out.wav",
-            TransferOptions(),
+            TransferOptions(library=not args.no_library),
             progress=lambda s: stage.update(now=s),
             model=model,
             cache=False,
