@@ -253,3 +253,24 @@ def test_rendering_features_equal_the_networks(renderer, monkeypatch, chunk):
     got = dec.features_for(cond, emb)
     assert got.shape == expected.shape and expected.abs().max() > 5.0
     assert torch.allclose(got, expected, atol=1e-4), float((got - expected).abs().max())
+
+
+def test_a_long_piece_is_synthesised_span_by_span(renderer, monkeypatch):
+    # synthesize_into, 2 s at a time (the phase carried from span to span, the noise drawn whole and
+    # filtered span by span with 4 hops either side), against synthesize over the whole 7.3 s at once
+    import hybrid.neural.models as m
+    from hybrid.neural.synth import CHUNK_SAMPLES
+
+    dec = renderer.decoder
+    notes = NoteSequence([Note(0.3 * i, 0.3 * i + 1.5, 45 + 5 * (i % 6), 90) for i in range(20)])
+    cond = torch.tensor(sequence_conditioning(notes, tail_s=1.0))
+    emb = torch.nn.functional.normalize(torch.randn(1, dec.cfg.embedding_dim), dim=1)
+    n = cond.shape[-1] * 64
+    with torch.no_grad():
+        ctl = dec.controls_from_features(dec.features_for(cond, emb), cond)
+        whole = dec.synthesize(ctl, cond, n, torch.Generator().manual_seed(7)).sum(0).numpy()
+        monkeypatch.setattr(m, "SYNTH_SPAN_SAMPLES", 2 * CHUNK_SAMPLES)
+        spans = np.zeros(n, np.float32)
+        dec.synthesize_into(spans, ctl, cond, torch.Generator().manual_seed(7))
+    assert n > 3 * 2 * CHUNK_SAMPLES and np.abs(whole).max() > 0.05
+    np.testing.assert_allclose(spans, whole, atol=1e-5)

@@ -13,16 +13,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from hybrid.constants import FRAME_HOP, mel_filters, midi_to_hz
 from hybrid.neural.conditioning import CH, N_COND, channel_midi
-from hybrid.neural.synth import harmonic_synth, noise_synth
+from hybrid.neural.synth import (
+    CHUNK_SAMPLES,
+    harmonic_span,
+    harmonic_synth,
+    harmonics_below_nyquist,
+    noise_frames,
+    noise_span,
+    noise_synth,
+)
 
 MEL_FMIN_HZ, MEL_FMAX_HZ = 30.0, 8000.0  # the encoder's mel bands span 30 Hz to Nyquist at 16 kHz
 FEATURE_CHUNK_FRAMES = 5000  # frames the decoder runs at once when rendering (20 s)
+SYNTH_SPAN_SAMPLES = 20 * CHUNK_SAMPLES  # samples the synthesizer makes at once when rendering (20 s)
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,27 @@ class WaveNetDecoder(nn.Module):
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
         harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n_samples)
         return harm + noise_synth(ctl["noise"], n_samples, generator)
+
+    def synthesize_into(
+        self,
+        out: npt.NDArray[np.float32],
+        ctl: dict[str, torch.Tensor],
+        cond: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Add synthesize's audio, summed over the voices, to `out` (its length is the piece's samples),
+        SYNTH_SPAN_SAMPLES at a time, so that memory does not grow with the piece: the noise is drawn whole, the
+        same numbers, and each span carries the running phase on (tested against synthesize)."""
+        n_samples = len(out)
+        f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
+        prepared = harmonics_below_nyquist(f0, ctl["amplitude"] * ctl["harmonics"])
+        noise = torch.rand(cond.shape[0], n_samples, generator=generator, device=cond.device).mul_(2).sub_(1)
+        mags = noise_frames(ctl["noise"], n_samples)
+        phase = torch.zeros(cond.shape[0], dtype=torch.float64, device=cond.device)
+        for s in range(0, n_samples, SYNTH_SPAN_SAMPLES):
+            e = min(n_samples, s + SYNTH_SPAN_SAMPLES)
+            harm, phase = harmonic_span(f0, prepared[2], s, e, phase, prepared)
+            out[s:e] += (harm + noise_span(mags, noise, s, e)).sum(0).cpu().numpy()
 
     def forward(
         self,

@@ -114,8 +114,7 @@ class Renderer:
                 h = self.decoder.features_for(c, emb)
                 for out, off, gen in zip(outs, offs, gens, strict=True):
                     ctl = self.decoder.controls_from_features(h, c, off)
-                    y = self.decoder.synthesize(ctl, c, n_samples, gen if self.device == "cpu" else None)
-                    out += y.sum(0).cpu().numpy()
+                    self.decoder.synthesize_into(out, ctl, c, gen if self.device == "cpu" else None)
         return outs
 
     def render(

@@ -37,22 +37,48 @@ def harmonic_synth(
     f0_hz: torch.Tensor, amplitudes: torch.Tensor, n_samples: int, initial_phase: torch.Tensor | None = None
 ) -> torch.Tensor:
     """f0 (B, frames) Hz, harmonic amplitudes (B, H, frames) -> audio (B, n_samples)."""
+    start_phase = (
+        initial_phase if initial_phase is not None else torch.zeros(f0_hz.shape[0], dtype=torch.float64)
+    )
+    return harmonic_span(f0_hz, amplitudes, 0, n_samples, start_phase.to(f0_hz.device))[0]
+
+
+def harmonics_below_nyquist(
+    f0_hz: torch.Tensor, amplitudes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(harmonic numbers, which harmonics lie below Nyquist (B, H, frames), the amplitudes with the others
+    silenced): per frame, before upsampling."""
     n_harm = amplitudes.shape[1]
     k = torch.arange(1, n_harm + 1, device=f0_hz.device, dtype=f0_hz.dtype)
-    # Silence harmonics at or above Nyquist (per frame), before upsampling.
-    below = f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2  # (B, H, frames)
-    amplitudes = amplitudes * below.to(amplitudes.dtype)
-    f0 = upsample(f0_hz[:, None, :], n_samples)[:, 0]
+    below = f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2
+    return k, below, amplitudes * below.to(amplitudes.dtype)
+
+
+def harmonic_span(
+    f0_hz: torch.Tensor,
+    amplitudes: torch.Tensor,
+    start: int,
+    stop: int,
+    phase0: torch.Tensor,
+    prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples start..stop (start a multiple of CHUNK_SAMPLES) of harmonic_synth's audio, the running phase
+    (B,) at `start` given: (audio (B, stop - start), the running phase at `stop`, unwrapped, in double
+    precision). A long piece is synthesised span by span (WaveNetDecoder.synthesize_into), so memory does not
+    grow with it; `prepared`: harmonics_below_nyquist's, made once for all its spans."""
+    k, below, amplitudes = prepared or harmonics_below_nyquist(f0_hz, amplitudes)
+    f0 = _frames_to_samples(f0_hz[:, None, :], start, stop)[:, 0]
     # The running phase in double precision, wrapped before it is multiplied by each harmonic's number: in
     # single precision its steps near 300 s of a 440 Hz voice are 0.06 rad, 2 rad at the 32nd harmonic.
-    phase = torch.cumsum(2 * math.pi * f0.double() / SAMPLE_RATE_HZ, dim=-1)
-    if initial_phase is not None:
-        phase = phase + initial_phase[:, None]
-    phase = torch.remainder(phase, 2 * math.pi).to(f0.dtype)
+    running = torch.cumsum(f0.double().mul_(2 * math.pi / SAMPLE_RATE_HZ), dim=-1)
+    running += phase0.double()[:, None]
+    phase_end = running[:, -1].clone() if stop > start else phase0.double()
+    phase = running.remainder_(2 * math.pi).to(f0.dtype)
+    del f0, running
     rendering = not torch.is_grad_enabled()
-    out = torch.zeros(f0.shape, device=f0.device, dtype=f0.dtype)
-    for s in range(0, n_samples, CHUNK_SAMPLES):
-        e = min(n_samples, s + CHUNK_SAMPLES)
+    out = torch.zeros(phase.shape, device=phase.device, dtype=phase.dtype)
+    for s in range(start, stop, CHUNK_SAMPLES):
+        e = min(stop, s + CHUNK_SAMPLES)
         lo, hi = max(0, s // FRAME_HOP - 1), min(amplitudes.shape[-1], e // FRAME_HOP + 2)
         # Rendering skips silent chunks and the harmonics that stay inaudible in this one; with gradients
         # (training, the calibration's offset) only those above Nyquist throughout the chunk, which are exactly zero.
@@ -65,9 +91,9 @@ def harmonic_synth(
             continue
         top = int(used.max()) + 1
         a = _frames_to_samples(amplitudes[:, :top], s, e)
-        ph = phase[:, None, s:e] * k[None, :top, None]
-        out[:, s:e] = (torch.sin(ph) * a).sum(dim=1)
-    return out
+        ph = phase[:, None, s - start : e - start] * k[None, :top, None]
+        out[:, s - start : e - start] = (torch.sin(ph) * a).sum(dim=1)
+    return out, phase_end
 
 
 def noise_synth(
@@ -79,12 +105,46 @@ def noise_synth(
     bands = magnitudes.shape[1]
     assert bands == n_fft // 2 + 1, f"noise bands must be {n_fft // 2 + 1}"
     batch = magnitudes.shape[0]
-    noise = torch.rand(batch, n_samples, generator=generator, device=magnitudes.device) * 2 - 1
+    noise = torch.rand(batch, n_samples, generator=generator, device=magnitudes.device).mul_(2).sub_(1)
     window = torch.hann_window(n_fft, device=magnitudes.device)
     spec = torch.stft(noise, n_fft, FRAME_HOP, window=window, return_complex=True, center=True)
+    del noise
     frames = spec.shape[-1]
     mags = magnitudes
     if mags.shape[-1] != frames:
         mags = F.interpolate(mags, size=frames, mode="linear", align_corners=False)
-    out = torch.istft(spec * mags, n_fft, FRAME_HOP, window=window, center=True, length=n_samples)
-    return out
+    spec = spec * mags if torch.is_grad_enabled() else spec.mul_(mags)
+    return torch.istft(spec, n_fft, FRAME_HOP, window=window, center=True, length=n_samples)
+
+
+NOISE_MARGIN = 4  # hops of noise either side of a span (two are needed)
+
+
+def noise_frames(magnitudes: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """The magnitudes at the frames of noise_synth's short-time spectrum (one more than the controls')."""
+    frames = n_samples // FRAME_HOP + 1
+    if magnitudes.shape[-1] == frames:
+        return magnitudes
+    return F.interpolate(magnitudes, size=frames, mode="linear", align_corners=False)
+
+
+def noise_span(mags: torch.Tensor, noise: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Samples start..stop (multiples of FRAME_HOP) of noise_synth's audio, from its white `noise`
+    (B, n_samples) drawn whole (the same numbers) and noise_frames' magnitudes: the span's short-time
+    spectrum is taken with NOISE_MARGIN hops of the noise either side, so that its frames are the whole's
+    (their centres fall on the same hops) wherever they reach into the span."""
+    n_fft = 2 * FRAME_HOP
+    a = max(0, start - NOISE_MARGIN * FRAME_HOP)
+    b = min(noise.shape[-1], stop + NOISE_MARGIN * FRAME_HOP)
+    window = torch.hann_window(n_fft, device=mags.device)
+    spec = torch.stft(noise[:, a:b], n_fft, FRAME_HOP, window=window, return_complex=True, center=True)
+    j0 = a // FRAME_HOP
+    y = torch.istft(
+        spec.mul_(mags[..., j0 : j0 + spec.shape[-1]]),
+        n_fft,
+        FRAME_HOP,
+        window=window,
+        center=True,
+        length=b - a,
+    )
+    return y[:, start - a : stop - a]
