@@ -61,6 +61,11 @@ def test_blocks_join_without_a_seam(monkeypatch):
     whole = extend_band(narrow, SR, high)  # one block
     monkeypatch.setattr(bandwidth, "BLOCK_FRAMES", 37)  # 37 frames of 256 samples: about 60 blocks
     np.testing.assert_allclose(extend_band(narrow, SR, high), whole, atol=1e-6)
+    # in place (a long rendering is not copied): each block reads the samples before it as they were
+    same = narrow.copy()
+    assert extend_band(same, SR, high, inplace=True) is same
+    np.testing.assert_allclose(same, whole, atol=1e-6)
+    assert np.abs(whole - narrow).max() > 1e-3  # the band was filled
 
 
 def test_high_band_round_trips_through_a_dict():

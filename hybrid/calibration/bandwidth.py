@@ -96,22 +96,30 @@ def _bin_map(sample_rate_hz: int, high: HighBand) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(targets), np.concatenate(sources), np.concatenate(gains)
 
 
-def extend_band(y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand) -> npt.NDArray[np.float32]:
+def extend_band(
+    y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand, inplace: bool = False
+) -> npt.NDArray[np.float32]:
     """The rendering (n,) at sample_rate_hz with its band above 8 kHz filled from its SOURCE_HZ octave at B's
     balance. Block by block on a global frame grid (frames are independent), so memory does not grow with the
-    song and blocks join without a seam."""
+    song and blocks join without a seam; with `inplace`, into `y` itself (each block reads the samples before
+    it as they were, kept aside before they change)."""
     from scipy.signal import istft, stft
 
     targets, sources, gains = _bin_map(sample_rate_hz, high)
     if len(targets) == 0 or len(y) < N_FFT:
         return y
-    out = np.array(y, np.float32, copy=True)
+    out = y if inplace else np.array(y, np.float32, copy=True)
     margin = N_FFT  # samples each side: every kept sample is covered by frames wholly inside the block
     step = BLOCK_FRAMES * HOP
+    before: npt.NDArray[np.float64] | None = None  # the margin before this block, as it was
     for start in range(0, len(y), step):
         lo = max(0, start - margin)
         hi = min(len(y), start + step + margin)
-        seg = np.asarray(y[lo:hi], np.float64)
+        seg = np.asarray(out[lo:hi], np.float64)  # a copy
+        if before is not None:
+            seg[: start - lo] = before
+        end = min(start + step, len(y))
+        before = np.asarray(out[max(0, end - margin) : end], np.float64)
         _, _, z = stft(seg, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary="zeros", padded=True)
         high_band = np.zeros_like(z)
         high_band[targets] = z[sources] * gains[:, None]

@@ -193,8 +193,9 @@ class Correction:
             return audio
         mean = c[:, audible].mean(axis=1, keepdims=True)
         to_bin = _band_to_bin()
-        out = np.zeros(len(padded))
-        norm = np.zeros(len(padded))
+        out = np.zeros(len(padded), np.float32)  # single precision: four frames overlap-added (tested)
+        norm = np.zeros(len(padded), np.float32)
+        win2 = win**2
         for j0 in range(0, n_frames, APPLY_BLOCK_FRAMES):
             j1 = min(n_frames, j0 + APPLY_BLOCK_FRAMES)
             cb = c[:, j0:j1]
@@ -205,18 +206,18 @@ class Correction:
             frames = irfft(spec.T * win.sum(), n=N_FFT, axis=1) * win
             for k, j in enumerate(range(j0, j1)):
                 out[j * HOP : j * HOP + N_FFT] += frames[k]
-                norm[j * HOP : j * HOP + N_FFT] += win**2
-        out /= np.where(norm > 1e-10, norm, 1.0)
+                norm[j * HOP : j * HOP + N_FFT] += win2
+        out /= np.where(norm > 1e-10, norm, np.float32(1.0))
         half = N_FFT // 2
         return np.asarray(out[half : half + len(audio)], np.float32)
 
 
-def _frame_source(audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], int]:
+def _frame_source(audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
     """The audio as scipy's stft(boundary="even", padded=True) frames it: extended by half a frame at each end
     (mirrored about the end samples), then zero-padded to a whole number of hops; and the number of frames."""
-    x = np.asarray(audio, np.float64)
+    x = np.asarray(audio, np.float32)  # each block of frames is taken to double precision as it is read
     half = N_FFT // 2
     ext = np.concatenate([x[half:0:-1], x, x[-2 : -(half + 2) : -1]])
     extra = (-(len(ext) - N_FFT) % HOP) % N_FFT
-    ext = np.concatenate([ext, np.zeros(extra)])
+    ext = np.concatenate([ext, np.zeros(extra, np.float32)])
     return ext, (len(ext) - N_FFT) // HOP + 1

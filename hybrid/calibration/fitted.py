@@ -161,7 +161,7 @@ def render_timbre(
         if timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
             from hybrid.calibration.bandwidth import extend_band
 
-            y = extend_band(y, sample_rate_hz, timbre.high_band)  # the band above 8 kHz, at B's balance
+            y = extend_band(y, sample_rate_hz, timbre.high_band, inplace=True)  # above 8 kHz, at B's balance
     room = timbre.room()
     if not acoustics or room is None or timbre.acoustics is None:
         return y

@@ -188,12 +188,16 @@ class WaveNetDecoder(nn.Module):
             if total <= FEATURE_CHUNK_FRAMES:
                 return self._folded_features(cond, first, layers)
             context = self.receptive_field_frames // 2 + 1
-            parts = []
+            out: torch.Tensor | None = None
             for t0 in range(0, total, FEATURE_CHUNK_FRAMES):
                 t1 = min(total, t0 + FEATURE_CHUNK_FRAMES)
                 a0, a1 = max(0, t0 - context), min(total, t1 + context)
-                parts.append(self._folded_features(cond[..., a0:a1], first, layers)[..., t0 - a0 : t1 - a0])
-            return torch.cat(parts, dim=-1)
+                part = self._folded_features(cond[..., a0:a1], first, layers)[..., t0 - a0 : t1 - a0]
+                if out is None:
+                    out = part.new_empty((*part.shape[:-1], total))
+                out[..., t0:t1] = part
+            assert out is not None
+            return out
 
     def _folded_features(
         self,
@@ -255,12 +259,13 @@ class WaveNetDecoder(nn.Module):
     ) -> None:
         """Add synthesize's audio, summed over the voices, to `out` (its length is the piece's samples),
         SYNTH_SPAN_SAMPLES at a time, so that memory does not grow with the piece: the noise is drawn whole, the
-        same numbers, and each span carries the running phase on (tested against synthesize)."""
+        same numbers, and each span carries the running phase on (tested against synthesize). It takes `ctl`'s
+        harmonics and noise out of it, and works on them in place."""
         n_samples = len(out)
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
-        prepared = harmonics_below_nyquist(f0, ctl["amplitude"] * ctl["harmonics"])
+        prepared = harmonics_below_nyquist(f0, ctl.pop("harmonics").mul_(ctl["amplitude"]), in_place=True)
         noise = torch.rand(cond.shape[0], n_samples, generator=generator, device=cond.device).mul_(2).sub_(1)
-        mags = noise_frames(ctl["noise"], n_samples)
+        mags = noise_frames(ctl.pop("noise"), n_samples)
         phase = torch.zeros(cond.shape[0], dtype=torch.float64, device=cond.device)
         for s in range(0, n_samples, SYNTH_SPAN_SAMPLES):
             e = min(n_samples, s + SYNTH_SPAN_SAMPLES)

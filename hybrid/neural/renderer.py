@@ -112,9 +112,10 @@ class Renderer:
             for i in range(0, cond.shape[0], per_batch):
                 c = torch.tensor(cond[i : i + per_batch], device=self.device)
                 h = self.decoder.features_for(c, emb)
-                for out, off, gen in zip(outs, offs, gens, strict=True):
-                    ctl = self.decoder.controls_from_features(h, c, off)
-                    self.decoder.synthesize_into(out, ctl, c, gen if self.device == "cpu" else None)
+                ctls = [self.decoder.controls_from_features(h, c, off) for off in offs]
+                del h  # a long piece's network output is let go before its synthesis
+                for out, gen in zip(outs, gens, strict=True):
+                    self.decoder.synthesize_into(out, ctls.pop(0), c, gen if self.device == "cpu" else None)
         return outs
 
     def render(

@@ -44,13 +44,15 @@ def harmonic_synth(
 
 
 def harmonics_below_nyquist(
-    f0_hz: torch.Tensor, amplitudes: torch.Tensor
+    f0_hz: torch.Tensor, amplitudes: torch.Tensor, in_place: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(harmonic numbers, which harmonics lie below Nyquist (B, H, frames), the amplitudes with the others
-    silenced): per frame, before upsampling."""
+    silenced): per frame, before upsampling. With `in_place`, `amplitudes` itself is silenced there."""
     n_harm = amplitudes.shape[1]
     k = torch.arange(1, n_harm + 1, device=f0_hz.device, dtype=f0_hz.dtype)
     below = f0_hz[:, None, :] * k[None, :, None] < SAMPLE_RATE_HZ / 2
+    if in_place:
+        return k, below, amplitudes.mul_(below)
     return k, below, amplitudes * below.to(amplitudes.dtype)
 
 
