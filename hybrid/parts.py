@@ -2,8 +2,8 @@
 
 - `split_drums`: harmonic-percussive separation by median filtering (librosa's HPSS, Fitzgerald 2010, its
   medians run in torch), block by block so that memory does not grow with the song. The percussive part,
-  separated with a margin of 2 (only what is clearly percussive), is A's drums; A less its drums is what hybrid transcribes, so drum hits leave
-  no stray notes. It runs only when asked (`--drums keep` or `always`).
+  separated with a margin of 2 (only what is clearly percussive), is A's drums; A less its drums is what
+  hybrid transcribes, so drum hits leave no stray notes. It runs only when asked (`--drums keep` or `always`).
 - `drum_hits_per_s`: whether A has drums to keep (`--drums keep`). A drum kit's hits are noise: onsets of
   the percussive part whose spectrum is flat and which hold most of the high band. A solo's attacks are
   pitched, or lie under its own partials, so a solo scores near none, and keep leaves it as it is. It misses

@@ -162,7 +162,8 @@ class Correction:
         What scipy's stft -> gains -> istft gives, made APPLY_BLOCK_FRAMES frames at a time, so that memory
         does not grow with the song beyond the cepstra: the song's frames are read twice, once for the
         statistics over all its audible frames, once to apply the gains (overlap-added into the output)."""
-        from scipy.fft import idct, irfft, rfft
+        from numpy.lib.stride_tricks import sliding_window_view
+        from scipy.fft import dct, idct, irfft, rfft
         from scipy.signal import get_window
 
         if len(audio) < N_FFT or not np.any(audio):
@@ -171,8 +172,6 @@ class Correction:
         padded, n_frames = _frame_source(audio)
 
         def spectra(j0: int, j1: int) -> npt.NDArray[np.complex128]:
-            from numpy.lib.stride_tricks import sliding_window_view
-
             frames = sliding_window_view(padded[j0 * HOP : (j1 - 1) * HOP + N_FFT], N_FFT)[::HOP]
             return np.asarray(rfft(frames * win, axis=1).T / win.sum())
 
@@ -184,8 +183,6 @@ class Correction:
             power = np.abs(spectra(j0, j1)) ** 2
             level[:, j0:j1] = 10 * np.log10(fb @ power + 1e-10)
             frame_db[j0:j1] = 10 * np.log10(power.sum(axis=0) + 1e-20)
-        from scipy.fft import dct
-
         c = dct(level, type=2, norm="ortho", axis=0)
         del level
         audible = frame_db > frame_db.max() - AUDIBLE_DB

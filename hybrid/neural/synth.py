@@ -103,20 +103,11 @@ def noise_synth(
 ) -> torch.Tensor:
     """Filtered noise: white noise shaped per frame by (B, bands, frames) magnitudes (bands = n_fft/2+1 of a
     2*FRAME_HOP-point STFT), by multiplying its short-time spectrum."""
-    n_fft = 2 * FRAME_HOP
     bands = magnitudes.shape[1]
-    assert bands == n_fft // 2 + 1, f"noise bands must be {n_fft // 2 + 1}"
+    assert bands == FRAME_HOP + 1, f"noise bands must be {FRAME_HOP + 1}"
     batch = magnitudes.shape[0]
     noise = torch.rand(batch, n_samples, generator=generator, device=magnitudes.device).mul_(2).sub_(1)
-    window = torch.hann_window(n_fft, device=magnitudes.device)
-    spec = torch.stft(noise, n_fft, FRAME_HOP, window=window, return_complex=True, center=True)
-    del noise
-    frames = spec.shape[-1]
-    mags = magnitudes
-    if mags.shape[-1] != frames:
-        mags = F.interpolate(mags, size=frames, mode="linear", align_corners=False)
-    spec = spec * mags if torch.is_grad_enabled() else spec.mul_(mags)
-    return torch.istft(spec, n_fft, FRAME_HOP, window=window, center=True, length=n_samples)
+    return noise_span(noise_frames(magnitudes, n_samples), noise, 0, n_samples)
 
 
 NOISE_MARGIN = 4  # hops of noise either side of a span (two are needed)
@@ -141,8 +132,9 @@ def noise_span(mags: torch.Tensor, noise: torch.Tensor, start: int, stop: int) -
     window = torch.hann_window(n_fft, device=mags.device)
     spec = torch.stft(noise[:, a:b], n_fft, FRAME_HOP, window=window, return_complex=True, center=True)
     j0 = a // FRAME_HOP
+    m = mags[..., j0 : j0 + spec.shape[-1]]
     y = torch.istft(
-        spec.mul_(mags[..., j0 : j0 + spec.shape[-1]]),
+        spec * m if torch.is_grad_enabled() else spec.mul_(m),
         n_fft,
         FRAME_HOP,
         window=window,
