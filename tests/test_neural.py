@@ -274,3 +274,27 @@ def test_a_long_piece_is_synthesised_span_by_span(renderer, monkeypatch):
         dec.synthesize_into(spans, ctl, cond, torch.Generator().manual_seed(7))
     assert n > 3 * 2 * CHUNK_SAMPLES and np.abs(whole).max() > 0.05
     np.testing.assert_allclose(spans, whole, atol=1e-5)
+
+
+def test_controls_written_over_the_features_equal_the_controls(renderer, monkeypatch):
+    # controls_over_features, 300 frames at a time and over the features' own memory, against
+    # controls_from_features on the whole, with an offset (as a fitted timbre renders)
+    import hybrid.neural.models as m
+
+    dec = renderer.decoder
+    notes = NoteSequence([Note(0.25 * i, 0.25 * i + 1.0, 40 + 7 * (i % 5), 100) for i in range(12)])
+    cond = torch.tensor(sequence_conditioning(notes, tail_s=0.5))
+    emb = torch.nn.functional.normalize(torch.randn(1, dec.cfg.embedding_dim), dim=1)
+    n_ch = 1 + dec.cfg.n_harmonics + dec.cfg.noise_bands
+    offset = torch.linspace(-0.5, 0.5, n_ch)
+    monkeypatch.setattr(m, "CONTROL_CHUNK_FRAMES", 300)
+    with torch.no_grad():
+        h = dec.features_for(cond, emb)
+        expected = dec.controls_from_features(h, cond, offset)
+        got = dec.controls_over_features(h, cond, offset)
+    assert cond.shape[-1] > 3 * 300
+    for key in ("amplitude", "harmonics", "noise"):
+        assert got[key].data_ptr() >= h.data_ptr()  # written over h, not a new tensor
+        assert got[key].shape == expected[key].shape
+        torch.testing.assert_close(got[key], expected[key], rtol=2e-6, atol=1e-7)  # a few float32 ulps
+    assert float(expected["amplitude"].max()) > 1e-3

@@ -33,6 +33,7 @@ from hybrid.neural.synth import (
 
 MEL_FMIN_HZ, MEL_FMAX_HZ = 30.0, 8000.0  # the encoder's mel bands span 30 Hz to Nyquist at 16 kHz
 FEATURE_CHUNK_FRAMES = 5000  # frames the decoder runs at once when rendering (20 s)
+CONTROL_CHUNK_FRAMES = 5000  # frames made into synth controls at once, over the features (20 s)
 SYNTH_SPAN_SAMPLES = 20 * CHUNK_SAMPLES  # samples the synthesizer makes at once when rendering (20 s)
 
 
@@ -231,6 +232,22 @@ class WaveNetDecoder(nn.Module):
         dist = torch.softmax(h[:, 1 : 1 + self.cfg.n_harmonics], dim=1)
         noise = exp_sigmoid(h[:, 1 + self.cfg.n_harmonics :] - 5.0) * active
         return {"amplitude": amp, "harmonics": dist, "noise": noise}
+
+    def controls_over_features(
+        self, h: torch.Tensor, cond: torch.Tensor, offset: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """controls_from_features written over `h` itself, CONTROL_CHUNK_FRAMES at a time (the values are made
+        frame by frame), so that a long piece's controls take no memory beyond its features; `h` is used up
+        (no gradient flows). The same values as controls_from_features (tested)."""
+        assert not h.requires_grad, "controls_over_features overwrites the features: rendering only"
+        n = 1 + self.cfg.n_harmonics
+        for s in range(0, h.shape[-1], CONTROL_CHUNK_FRAMES):
+            e = s + CONTROL_CHUNK_FRAMES
+            ctl = self.controls_from_features(h[..., s:e], cond[..., s:e], offset)
+            h[:, :1, s:e] = ctl["amplitude"]
+            h[:, 1:n, s:e] = ctl["harmonics"]
+            h[:, n:, s:e] = ctl["noise"]
+        return {"amplitude": h[:, :1], "harmonics": h[:, 1:n], "noise": h[:, n:]}
 
     def controls(
         self, cond: torch.Tensor, emb: torch.Tensor, offset: torch.Tensor | None = None

@@ -112,8 +112,11 @@ class Renderer:
             for i in range(0, cond.shape[0], per_batch):
                 c = torch.tensor(cond[i : i + per_batch], device=self.device)
                 h = self.decoder.features_for(c, emb)
-                ctls = [self.decoder.controls_from_features(h, c, off) for off in offs]
-                del h  # a long piece's network output is let go before its synthesis
+                # the last offset's controls are written over the network's output: a long piece's
+                # features and controls are not held at once
+                ctls = [self.decoder.controls_from_features(h, c, off) for off in offs[:-1]]
+                ctls.append(self.decoder.controls_over_features(h, c, offs[-1]))
+                del h
                 for out, gen in zip(outs, gens, strict=True):
                     self.decoder.synthesize_into(out, ctls.pop(0), c, gen if self.device == "cpu" else None)
         return outs
