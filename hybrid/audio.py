@@ -167,7 +167,8 @@ def resample_span(
     offset = a0 * to_hz // from_hz
     part = resample(y[a0:a1], from_hz, to_hz)
     o0, o1 = int(round(start_s * to_hz)), int(round(end_s * to_hz))
-    return np.ascontiguousarray(part[o0 - offset : o1 - offset])
+    # a copy: at the same rate `part` is a view of y, and a view would keep the whole song alive
+    return part[o0 - offset : o1 - offset].copy()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

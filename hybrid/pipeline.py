@@ -129,11 +129,14 @@ class Model:
         clean notes are analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too; calibrated, its acoustics are
         estimated and the room fitted (hybrid.calibration.acoustics). Beyond the song itself and its mono mix,
         memory does not grow with the song. With `drums` "drop" (a song that is a
-        mix), all of it is fitted on the song less its percussive part (hybrid.parts.without_drums)."""
+        mix), all of it is fitted on the song less its percussive part (hybrid.parts.without_drums).
+        What needs the song at its own rate is measured first (its acoustics, its band above 8 kHz, the note
+        library's excerpt), so that its mono mix is let go before the calibration."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
         from hybrid.calibration.acoustics import estimate_acoustics
         from hybrid.calibration.bandwidth import measure_high_band
+        from hybrid.calibration.fit import library_excerpt
 
         channels = np.asarray(audio, np.float32)
         if drums == "drop":
@@ -141,14 +144,17 @@ class Model:
 
             channels = without_drums(channels, sample_rate_hz)
         y = channels.mean(axis=1) if channels.ndim == 2 else channels
-        b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
-        analysed = library and calibrate  # the note library is part of the calibration
-        full = (y, sample_rate_hz) if analysed else None  # its excerpt is taken to the output rate
         acoustics = estimate_acoustics(channels, sample_rate_hz, y) if calibrate else None
+        del channels
+        high_band = measure_high_band(y, sample_rate_hz)
+        b = resample(y, sample_rate_hz, SAMPLE_RATE_HZ)
+        # the note library is part of the calibration; its excerpt is taken to the output rate
+        excerpt = library_excerpt(b, y, sample_rate_hz) if library and calibrate else None
+        del y
         fitted = fit_timbre(
-            self.renderer, b, calibrate, self.transcriber, seed, full_band=full, acoustics=acoustics
+            self.renderer, b, calibrate, self.transcriber, seed, library_excerpt=excerpt, acoustics=acoustics
         )
-        return replace(fitted, high_band=measure_high_band(y, sample_rate_hz))
+        return replace(fitted, high_band=high_band)
 
     def timbre_of(
         self,

@@ -148,3 +148,11 @@ def test_a_span_resampled_alone_is_that_span_of_the_whole(from_hz):
         ref = whole[int(round(start_s * 44_100)) : int(round(end_s * 44_100))]
         assert len(span) == len(ref)
         np.testing.assert_allclose(span, ref, atol=1e-5)
+
+
+def test_a_span_at_the_songs_own_rate_is_a_copy_not_a_view_of_the_song():
+    # at 44.1 kHz in and out nothing is resampled; the span must still not keep the whole song alive
+    y = np.random.default_rng(1).standard_normal(10 * 44_100).astype(np.float32)
+    span = resample_span(y, 44_100, 44_100, 2.0, 5.0)
+    np.testing.assert_array_equal(span, y[2 * 44_100 : 5 * 44_100])
+    assert span.base is None and not np.shares_memory(span, y)

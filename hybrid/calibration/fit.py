@@ -39,6 +39,19 @@ def loudest_span_s(audio: npt.NDArray[np.float32], seconds: float) -> tuple[floa
     return best / SAMPLE_RATE_HZ, (best + n) / SAMPLE_RATE_HZ
 
 
+def library_excerpt(
+    audio: npt.NDArray[np.float32], song: npt.NDArray[np.float32], sample_rate_hz: int
+) -> npt.NDArray[np.float32]:
+    """The excerpt fit_timbre calibrates on (the loudest CALIBRATION_S of `audio`, the song at SAMPLE_RATE_HZ),
+    taken from `song` (the same song at its own rate) to OUTPUT_SAMPLE_RATE_HZ for the note library: only that
+    stretch is resampled (hybrid.audio.resample_span)."""
+    from hybrid.audio import resample_span
+    from hybrid.constants import OUTPUT_SAMPLE_RATE_HZ
+
+    start_s, end_s = loudest_span_s(audio, CALIBRATION_S)
+    return resample_span(song, sample_rate_hz, OUTPUT_SAMPLE_RATE_HZ, start_s, end_s)
+
+
 def _energy_before(
     audio: npt.NDArray[np.float32], positions: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
@@ -70,14 +83,14 @@ def fit_timbre(
     transcriber: Transcriber | None = None,
     seed: int = 0,
     offset_steps: int = OFFSET_STEPS,
-    full_band: tuple[npt.NDArray[np.float32], int] | None = None,
+    library_excerpt: npt.NDArray[np.float32] | None = None,
     acoustics: Acoustics | None = None,
 ) -> FittedTimbre:
     """Embed a timbre song (mono, SAMPLE_RATE_HZ) and, with `calibrate`, calibrate on it: transcribe (the
     loudest CALIBRATION_S of) the song, fit the offset on those notes (`offset_steps` steps, 0 for none), render
     them, and measure the correction against the song with the whole offset, half of it and none. With
-    `full_band` (the same song at its own rate, and that rate), also analyse its clean notes into a note library
-    (the excerpt at OUTPUT_SAMPLE_RATE_HZ). With
+    `library_excerpt` (the same excerpt, loudest_span_s(audio, CALIBRATION_S), at OUTPUT_SAMPLE_RATE_HZ: see
+    library_excerpt), also analyse its clean notes into a note library. With
     `acoustics` (estimated from the song), fit the room each player adds (see hybrid.calibration.acoustics)."""
     emb = renderer.embed(audio)
     if not calibrate or len(audio) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
@@ -91,14 +104,11 @@ def fit_timbre(
     if not notes.notes:
         return FittedTimbre(emb)
     library = None
-    if full_band is not None:
-        from hybrid.audio import resample_span
+    if library_excerpt is not None:
         from hybrid.calibration.note_library import NoteLibrary
         from hybrid.constants import OUTPUT_SAMPLE_RATE_HZ
 
-        y, sr = full_band
-        span = resample_span(y, sr, OUTPUT_SAMPLE_RATE_HZ, start_s, end_s)
-        library = NoteLibrary.analyse(span, OUTPUT_SAMPLE_RATE_HZ, notes)
+        library = NoteLibrary.analyse(library_excerpt, OUTPUT_SAMPLE_RATE_HZ, notes)
     pitches = (min(n.pitch_midi for n in notes.notes), max(n.pitch_midi for n in notes.notes))
     offset = None
     if offset_steps > 0:
