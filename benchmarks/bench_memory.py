@@ -33,7 +33,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=1799)
     ap.add_argument("--long", choices=("rhythm", "timbre"), default="rhythm", help="which song is long")
-    ap.add_argument("--no-library", action="store_true", help="the decoder plays (as where B has no clean note)")
+    ap.add_argument(
+        "--no-library", action="store_true", help="the decoder plays (as where B has no clean note)"
+    )
     args = ap.parse_args()
     stage = {"now": "imports"}
     peaks: dict[str, int] = {}

@@ -87,7 +87,11 @@ class Systems:
         if name in HYBRIDS:
             from dataclasses import replace
 
-            fitted = self.model.fit_timbre(*b_native, library="decoder" not in name)  # type: ignore[union-attr]
+            fitted = self.model.fit_timbre(  # type: ignore[union-attr]
+                *b_native,
+                library="decoder" not in name,
+                defer_decoder=True,  # as a transfer fits B
+            )
             return replace(fitted, high_band=None) if name.endswith("-narrow") else fitted
         if name == "nearest-gm":
             return self.lookup.nearest(b)  # type: ignore[union-attr]

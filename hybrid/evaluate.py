@@ -111,7 +111,8 @@ def run_pair(system: str, pair: Pair, systems: Systems, out_dir: Path, index: in
     if system in ("hybrid", "hybrid-uncalibrated"):
         model = systems.model
         assert model is not None
-        fitted = model.fit_timbre(b_native, sr_b, system == "hybrid", systems.seed)
+        # fitted as a transfer fits B: the decoder's calibration when the note check finds that it plays
+        fitted = model.fit_timbre(b_native, sr_b, system == "hybrid", systems.seed, defer_decoder=True)
         out_sr = OUTPUT_SAMPLE_RATE_HZ
         out, _ = render_notes(ta.notes, fitted, model, systems.seed, out_sr)
     elif system == "copy-a":

@@ -124,6 +124,7 @@ class Model:
         seed: int = 0,
         library: bool = True,
         drums: str = "keep",
+        defer_decoder: bool = False,
     ) -> FittedTimbre:
         """The fitted timbre of a timbre song ((n,) or (n, channels) audio at any rate); with `library`, its
         clean notes are analysed at OUTPUT_SAMPLE_RATE_HZ for the note library too; calibrated, its acoustics are
@@ -131,7 +132,9 @@ class Model:
         memory does not grow with the song. With `drums` "drop" (a song that is a
         mix), all of it is fitted on the song less its percussive part (hybrid.parts.without_drums).
         What needs the song at its own rate is measured first (its acoustics, its band above 8 kHz, the note
-        library's excerpt), so that its mono mix is let go before the calibration."""
+        library's excerpt), so that its mono mix is let go before the calibration. With `defer_decoder`, what
+        only the decoder uses is fitted when the note check finds that the decoder plays (see
+        hybrid.calibration.fit_timbre): a transfer fits B in about a second less where B's notes play."""
         from hybrid.audio import resample
         from hybrid.calibration import fit_timbre
         from hybrid.calibration.acoustics import estimate_acoustics
@@ -152,7 +155,14 @@ class Model:
         excerpt = library_excerpt(b, y, sample_rate_hz) if library and calibrate else None
         del y
         fitted = fit_timbre(
-            self.renderer, b, calibrate, self.transcriber, seed, library_excerpt=excerpt, acoustics=acoustics
+            self.renderer,
+            b,
+            calibrate,
+            self.transcriber,
+            seed,
+            library_excerpt=excerpt,
+            acoustics=acoustics,
+            defer_decoder=defer_decoder,
         )
         return replace(fitted, high_band=high_band)
 
@@ -192,7 +202,7 @@ class Model:
                     return load_timbre(cached, weights)
                 except HybridError:
                     pass  # a damaged or stale entry is fitted again and replaced
-        fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums)
+        fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)

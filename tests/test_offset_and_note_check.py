@@ -7,6 +7,8 @@ MFCCs, which the fit does not use, judge) and that points the same way as the hi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -241,14 +243,30 @@ def test_the_library_is_held_to_the_decoder_without_its_offset(
 
     monkeypatch.setattr(nc, "_window_f1", scripted_f1)
     offset = np.full(8, 2.0, np.float32)
+    # fitted with the decoder's calibration deferred: the check completes it only when the decoder is to play
+    # (the scripted completion brings the offset)
+    import hybrid.calibration.fit as fit
+
+    completed = []
+
+    def complete(renderer, t, transcriber=None):
+        completed.append(t.pending_excerpt is not None)
+        return replace(t, offset=offset, pending_excerpt=None)
+
+    monkeypatch.setattr(fit, "complete_timbre", complete)
     timbre = FittedTimbre(
-        np.ones(4, np.float32), pitch_range=(48.0, 72.0), offset=offset, library=_ScriptedLibrary()
+        np.ones(4, np.float32),
+        pitch_range=(48.0, 72.0),
+        library=_ScriptedLibrary(),
+        pending_excerpt=np.zeros(SR, np.float32),
     )
     renderer = _CountingRenderer()
     out = note_check(renderer, melody([60, 64, 67]), timbre, transcriber=object())
     assert out.plays_library is plays_library
+    assert completed == ([] if plays_library else [True])
+    assert (out.pending_excerpt is None) is not plays_library
     assert renderer.calls == runs
-    if share == 0.0:
+    if plays_library or share == 0.0:  # the library plays: no offset was fitted
         assert out.offset is None
     else:
         np.testing.assert_allclose(out.offset, offset * share)

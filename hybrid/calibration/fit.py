@@ -85,13 +85,18 @@ def fit_timbre(
     offset_steps: int = OFFSET_STEPS,
     library_excerpt: npt.NDArray[np.float32] | None = None,
     acoustics: Acoustics | None = None,
+    defer_decoder: bool = False,
 ) -> FittedTimbre:
     """Embed a timbre song (mono, SAMPLE_RATE_HZ) and, with `calibrate`, calibrate on it: transcribe (the
     loudest CALIBRATION_S of) the song, fit the offset on those notes (`offset_steps` steps, 0 for none), render
     them, and measure the correction against the song with the whole offset, half of it and none. With
     `library_excerpt` (the same excerpt, loudest_span_s(audio, CALIBRATION_S), at OUTPUT_SAMPLE_RATE_HZ: see
     library_excerpt), also analyse its clean notes into a note library. With
-    `acoustics` (estimated from the song), fit the room each player adds (see hybrid.calibration.acoustics)."""
+    `acoustics` (estimated from the song), fit the room each player adds (see hybrid.calibration.acoustics).
+    With `defer_decoder`, when the song has a note library (which plays unless the note check finds that it
+    loses notes), what only the decoder uses (the offset, its corrections, the decoder's room) is left for
+    complete_timbre, which the note check calls when the decoder is to play: the timbre keeps the excerpt for
+    it, and the correction without the offset (the note check's floor)."""
     emb = renderer.embed(audio)
     if not calibrate or len(audio) < MIN_CALIBRATION_S * SAMPLE_RATE_HZ:
         return FittedTimbre(emb)
@@ -110,6 +115,53 @@ def fit_timbre(
 
         library = NoteLibrary.analyse(library_excerpt, OUTPUT_SAMPLE_RATE_HZ, notes)
     pitches = (min(n.pitch_midi for n in notes.notes), max(n.pitch_midi for n in notes.notes))
+    fitted = FittedTimbre(emb, None, len(notes), pitches, library=library)
+    deferred = defer_decoder and library is not None
+    if deferred:
+        # the correction without the offset (what the full fit holds as no_offset_correction: the same mix)
+        (resynth,) = renderer.mixes(notes, emb, [None], seed)
+        plain = Correction.fit(excerpt, resynth[: len(excerpt)])
+        fitted = replace(fitted, correction=plain, pending_excerpt=excerpt.copy(), pending_seed=seed)
+    else:
+        fitted = _fit_decoder(renderer, fitted, notes, excerpt, offset_steps, seed)
+    if acoustics is None:
+        return fitted
+    rooms = fit_rooms(renderer, fitted, notes, excerpt, acoustics, seed, decoder=not deferred)
+    return replace(fitted, acoustics=rooms)
+
+
+def complete_timbre(
+    renderer: Renderer, timbre: FittedTimbre, transcriber: Transcriber | None = None
+) -> FittedTimbre:
+    """A timbre fitted with defer_decoder, completed: the offset, its corrections and the decoder's room, fitted
+    on the excerpt it kept, as fit_timbre fits them (the same values: the excerpt transcribes to the same notes);
+    the timbre as it is when nothing was deferred."""
+    excerpt = timbre.pending_excerpt
+    if excerpt is None:
+        return timbre
+    from hybrid.transcription import Transcriber, transcribe_audio
+
+    transcriber = transcriber or Transcriber()
+    seed = timbre.pending_seed
+    notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
+    fitted = _fit_decoder(renderer, replace(timbre, pending_excerpt=None), notes, excerpt, OFFSET_STEPS, seed)
+    if timbre.acoustics is None:
+        return fitted
+    rooms = fit_rooms(renderer, fitted, notes, excerpt, timbre.acoustics, seed, library=False)
+    return replace(fitted, acoustics=rooms)
+
+
+def _fit_decoder(
+    renderer: Renderer,
+    fitted: FittedTimbre,
+    notes: NoteSequence,
+    excerpt: npt.NDArray[np.float32],
+    offset_steps: int,
+    seed: int,
+) -> FittedTimbre:
+    """The timbre with the decoder's calibration: the offset fitted (`offset_steps` steps, 0 for none), and the
+    correction measured with the whole offset, half of it and none."""
+    emb = fitted.embedding
     offset = None
     if offset_steps > 0:
         fit = fit_offset(
@@ -117,21 +169,16 @@ def fit_timbre(
         )
         if fit is not None:
             offset = fit.offset
-
     if offset is None:
         (resynth,) = renderer.mixes(notes, emb, [None], seed)
         correction = Correction.fit(excerpt, resynth[: len(excerpt)])
-        fitted = FittedTimbre(emb, correction, len(notes), pitches, library=library)
-    else:
-        # one run of the network for the three resyntheses: with the whole offset, half of it, none
-        full, half, plain = (
-            Correction.fit(excerpt, y[: len(excerpt)])
-            for y in renderer.mixes(notes, emb, [offset, half_offset(offset), None], seed)
-        )
-        fitted = FittedTimbre(emb, full, len(notes), pitches, offset, half, plain, library)
-    if acoustics is None:
-        return fitted
-    return replace(fitted, acoustics=fit_rooms(renderer, fitted, notes, excerpt, acoustics, seed))
+        return replace(fitted, correction=correction, offset=None)
+    # one run of the network for the three resyntheses: with the whole offset, half of it, none
+    full, half, plain = (
+        Correction.fit(excerpt, y[: len(excerpt)])
+        for y in renderer.mixes(notes, emb, [offset, half_offset(offset), None], seed)
+    )
+    return replace(fitted, correction=full, offset=offset, half_correction=half, no_offset_correction=plain)
 
 
 def fit_rooms(
@@ -141,10 +188,13 @@ def fit_rooms(
     excerpt: npt.NDArray[np.float32],
     acoustics: Acoustics,
     seed: int = 0,
+    library: bool = True,
+    decoder: bool = True,
 ) -> Acoustics:
-    """The acoustics with the room fitted for each player (the note library when there is one, the decoder):
-    the room that brings its rendering of the song's own notes (the first ROOM_FIT_S of the excerpt) nearest to
-    the song (acoustics.fit_room)."""
+    """The acoustics with the room fitted for each player (the note library when there is one, the decoder;
+    `library` or `decoder` False: that player's room as it is in `acoustics`): the room that brings its
+    rendering of the song's own notes (the first ROOM_FIT_S of the excerpt) nearest to the song
+    (acoustics.fit_room)."""
     from hybrid.calibration.acoustics import fit_room
     from hybrid.calibration.fitted import render_fitted
 
@@ -155,8 +205,8 @@ def fit_rooms(
     def fitted_length(y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return np.pad(y, (0, max(0, len(excerpt) - len(y))))[: len(excerpt)]
 
-    library_room = acoustics.library_room
-    if fitted.library is not None:
+    library_room, decoder_room = acoustics.library_room, acoustics.decoder_room
+    if library and fitted.library is not None:
         lib = fitted.library
         library_room = fit_room(
             lambda: fitted_length(lib.render(notes, SAMPLE_RATE_HZ, seed=seed)),
@@ -165,11 +215,12 @@ def fit_rooms(
             acoustics,
             seed,
         )
-    decoder_room = fit_room(
-        lambda: fitted_length(render_fitted(renderer, notes, fitted, seed)),
-        excerpt,
-        SAMPLE_RATE_HZ,
-        acoustics,
-        seed,
-    )
+    if decoder:
+        decoder_room = fit_room(
+            lambda: fitted_length(render_fitted(renderer, notes, fitted, seed)),
+            excerpt,
+            SAMPLE_RATE_HZ,
+            acoustics,
+            seed,
+        )
     return replace(acoustics, library_room=library_room, decoder_room=decoder_room)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +53,10 @@ class FittedTimbre:
     use_room: bool = True  # False: the note check found that B's room hides these notes
     acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
     high_band: HighBand | None = None  # B's balance above 8 kHz, for the decoder's band extension
+    # fitted with defer_decoder (hybrid.calibration.fit): the calibration excerpt (SAMPLE_RATE_HZ) and seed that
+    # complete_timbre fits the decoder's offset, corrections and room on, when the decoder is to play
+    pending_excerpt: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    pending_seed: int = 0
 
     @property
     def plays_library(self) -> bool:

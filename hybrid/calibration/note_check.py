@@ -6,7 +6,8 @@ transcribes it as hybrid writes it (loudness-normalised: basic-pitch's note pick
 - with B's note library, when B has one, and with the decoder without the offset: the library plays when its
   onset F1 is within LIBRARY_TOLERANCE of the decoder's (then the offset plays no part and is not checked);
 - else with the decoder's whole offset, half of it and none (one run of the network), keeping the largest share
-  whose onset F1 is within CHECK_TOLERANCE of the rendering without the offset;
+  whose onset F1 is within CHECK_TOLERANCE of the rendering without the offset (the offset fitted now when the
+  fit left it for when the decoder plays: hybrid.calibration.fit.complete_timbre);
 - then, when the rendering goes into B's fitted room, with that room too: it is left out when a note is lost.
 """
 
@@ -95,6 +96,10 @@ def note_check(
     if library_f1 < 1.0 - LIBRARY_TOLERANCE:
         floor_mix, floor = _decoder_window(renderer, window, timbre.with_offset_share(0.0), transcriber, seed)
         if library_f1 < floor - LIBRARY_TOLERANCE:
+            from hybrid.calibration.fit import complete_timbre
+
+            # the decoder plays: its offset, corrections and room, when the fit left them for now
+            timbre = complete_timbre(renderer, timbre, transcriber)
             checked, rendered = _offset_check(renderer, window, timbre, transcriber, seed, floor)
             checked = replace(checked, use_library=False)
             if not acoustics:

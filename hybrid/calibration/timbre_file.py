@@ -1,7 +1,7 @@
 """A fitted timbre as a file (`.timbre`, safetensors): fit a timbre song once, use it for any number of songs.
 
 The file holds every array of a FittedTimbre (the embedding, the offset, the three corrections, the note
-library's notes) and, in its metadata, the acoustics (estimates and fitted rooms), the format version, the sha256 of the checkpoint weights it was fitted
+library's notes; for a timbre whose decoder calibration was deferred, the excerpt it is to be fitted on) and, in its metadata, the acoustics (estimates and fitted rooms), the format version, the sha256 of the checkpoint weights it was fitted
 with and of the timbre song, and the fit's settings. Loading refuses another format, a damaged file, or a
 file fitted with other weights (the embedding and the offset belong to one model).
 """
@@ -51,6 +51,8 @@ def save_timbre(
         if c is not None:
             for f in fields(Correction):
                 tensors[f"{name}.{f.name}"] = np.ascontiguousarray(getattr(c, f.name), np.float64)
+    if timbre.pending_excerpt is not None:  # what complete_timbre fits the decoder's calibration on
+        tensors["pending_excerpt"] = np.ascontiguousarray(timbre.pending_excerpt, np.float32)
     library = None
     if timbre.library is not None:
         notes = []
@@ -70,6 +72,7 @@ def save_timbre(
         "library": library,
         "acoustics": _acoustics_meta(timbre.acoustics),
         "high_band": None if timbre.high_band is None else timbre.high_band.as_dict(),
+        "pending_seed": timbre.pending_seed,
     }
     out = Path(path)
     with atomic_path(out, replace) as tmp:
@@ -162,6 +165,8 @@ def load_timbre(path: str | os.PathLike[str], weights_sha256: str) -> FittedTimb
             library=library,
             acoustics=_acoustics_from_meta(meta.get("acoustics")),
             high_band=HighBand.from_dict(meta["high_band"]) if meta.get("high_band") else None,
+            pending_excerpt=t.get("pending_excerpt"),
+            pending_seed=int(meta.get("pending_seed", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise HybridError(f"{path}: damaged timbre file ({exc})") from None
