@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from hybrid.calibration import FittedTimbre, fit_timbre, note_check, render_fitted
+from hybrid.calibration.fitted import PendingFit
 from hybrid.calibration.note_check import check_window
 from hybrid.calibration.offset import fit_offset
 from hybrid.metrics import mfcc_stats
@@ -250,21 +251,21 @@ def test_the_library_is_held_to_the_decoder_without_its_offset(
     completed = []
 
     def complete(renderer, t, transcriber=None):
-        completed.append(t.pending_excerpt is not None)
-        return replace(t, offset=offset, pending_excerpt=None)
+        completed.append(t.pending is not None)
+        return replace(t, offset=offset, pending=None)
 
     monkeypatch.setattr(fit, "complete_timbre", complete)
     timbre = FittedTimbre(
         np.ones(4, np.float32),
         pitch_range=(48.0, 72.0),
         library=_ScriptedLibrary(),
-        pending_excerpt=np.zeros(SR, np.float32),
+        pending=PendingFit(np.zeros(SR, np.float32)),
     )
     renderer = _CountingRenderer()
     out = note_check(renderer, melody([60, 64, 67]), timbre, transcriber=object())
     assert out.plays_library is plays_library
     assert completed == ([] if plays_library else [True])
-    assert (out.pending_excerpt is None) is not plays_library
+    assert (out.pending is None) is not plays_library
     assert renderer.calls == runs
     if plays_library or share == 0.0:  # the library plays: no offset was fitted
         assert out.offset is None

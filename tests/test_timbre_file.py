@@ -119,7 +119,7 @@ def test_a_deferred_fit_completes_to_the_full_fit_also_from_its_file(tmp_path, m
     # A transfer fits B with what only the decoder uses (offset, corrections, room) deferred until the note
     # check finds that the decoder plays; completed, in memory or read back from its (cache) file, the timbre
     # is the full fit, bit for bit.
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from hybrid.audio import load_audio
     from hybrid.calibration.correction import Correction
@@ -133,17 +133,22 @@ def test_a_deferred_fit_completes_to_the_full_fit_also_from_its_file(tmp_path, m
     b = load_audio(EXAMPLES / "trumpet.ogg", mono=False)
     full = model.fit_timbre(*b)
     deferred = model.fit_timbre(*b, defer_decoder=True)
-    assert full.offset is not None and full.pending_excerpt is None
-    assert deferred.offset is None and deferred.pending_excerpt is not None and deferred.library is not None
+    assert full.offset is not None and full.pending is None
+    assert deferred.offset is None and deferred.pending is not None and deferred.library is not None
     same(deferred.correction, full.no_offset_correction)  # the note check's floor needs it at once
     assert deferred.acoustics.library_room == full.acoustics.library_room
     weights = model.renderer.weights_sha256
     path = save_timbre(deferred, tmp_path / "d.timbre", weights, "0" * 64, {"seed": 0})
+    completions = []
     for t in (deferred, load_timbre(path, weights)):
         done = complete_timbre(model.renderer, t, model.transcriber)
-        assert done.pending_excerpt is None
+        assert done.pending is None
         np.testing.assert_array_equal(done.offset, full.offset)
         for name in ("correction", "half_correction", "no_offset_correction"):
             same(getattr(done, name), getattr(full, name))
         assert done.acoustics == full.acoustics
+        completions.append(done)
+    # a variant of the deferred timbre (as the note check makes) is completed from the first completion
+    variant = complete_timbre(model.renderer, replace(deferred, use_room=False), model.transcriber)
+    assert variant.offset is completions[0].offset and variant.use_room is False
     assert complete_timbre(model.renderer, full) is full  # nothing deferred: as it is

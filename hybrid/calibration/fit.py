@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from hybrid.calibration.acoustics import Acoustics
 from hybrid.calibration.correction import Correction
-from hybrid.calibration.fitted import FittedTimbre, half_offset
+from hybrid.calibration.fitted import FittedTimbre, PendingFit, half_offset
 from hybrid.calibration.offset import STEPS as OFFSET_STEPS
 from hybrid.calibration.offset import fit_offset
 from hybrid.constants import SAMPLE_RATE_HZ
@@ -121,7 +121,7 @@ def fit_timbre(
         # the correction without the offset (what the full fit holds as no_offset_correction: the same mix)
         (resynth,) = renderer.mixes(notes, emb, [None], seed)
         plain = Correction.fit(excerpt, resynth[: len(excerpt)])
-        fitted = replace(fitted, correction=plain, pending_excerpt=excerpt.copy(), pending_seed=seed)
+        fitted = replace(fitted, correction=plain, pending=PendingFit(excerpt.copy(), seed))
     else:
         fitted = _fit_decoder(renderer, fitted, notes, excerpt, offset_steps, seed)
     if acoustics is None:
@@ -134,21 +134,27 @@ def complete_timbre(
     renderer: Renderer, timbre: FittedTimbre, transcriber: Transcriber | None = None
 ) -> FittedTimbre:
     """A timbre fitted with defer_decoder, completed: the offset, its corrections and the decoder's room, fitted
-    on the excerpt it kept, as fit_timbre fits them (the same values: the excerpt transcribes to the same notes);
-    the timbre as it is when nothing was deferred."""
-    excerpt = timbre.pending_excerpt
-    if excerpt is None:
+    on the excerpt it kept, as fit_timbre fits them (the same values: the excerpt transcribes to the same notes),
+    once for this timbre and every one made from it; the timbre as it is when nothing was deferred."""
+    pending = timbre.pending
+    if pending is None:
         return timbre
-    from hybrid.transcription import Transcriber, transcribe_audio
+    if pending.fitted is None:
+        from hybrid.transcription import Transcriber, transcribe_audio
 
-    transcriber = transcriber or Transcriber()
-    seed = timbre.pending_seed
-    notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
-    fitted = _fit_decoder(renderer, replace(timbre, pending_excerpt=None), notes, excerpt, OFFSET_STEPS, seed)
-    if timbre.acoustics is None:
-        return fitted
-    rooms = fit_rooms(renderer, fitted, notes, excerpt, timbre.acoustics, seed, library=False)
-    return replace(fitted, acoustics=rooms)
+        transcriber = transcriber or Transcriber()
+        excerpt, seed = pending.excerpt, pending.seed
+        notes = transcribe_audio(excerpt, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
+        fitted = _fit_decoder(renderer, replace(timbre, pending=None), notes, excerpt, OFFSET_STEPS, seed)
+        if timbre.acoustics is not None:
+            rooms = fit_rooms(renderer, fitted, notes, excerpt, timbre.acoustics, seed, library=False)
+            fitted = replace(fitted, acoustics=rooms)
+        pending.fitted = {name: getattr(fitted, name) for name in DECODER_FIELDS}
+    return replace(timbre, pending=None, **pending.fitted)
+
+
+# what complete_timbre fits
+DECODER_FIELDS = ("offset", "correction", "half_correction", "no_offset_correction", "acoustics")
 
 
 def _fit_decoder(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,17 @@ class CalibrationSummary:
     harmonic_db: npt.NDArray[np.float64] | None  # the offset's change of each harmonic's level, as applied
 
 
+@dataclass(eq=False)
+class PendingFit:
+    """The decoder's calibration of a timbre fitted with defer_decoder, still to fit: the calibration excerpt
+    (SAMPLE_RATE_HZ) and seed; and once complete_timbre has fitted it, the fitted fields, which every timbre made
+    from this one (the note check's variants) shares, so that it is fitted once."""
+
+    excerpt: npt.NDArray[np.float32]
+    seed: int = 0
+    fitted: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class FittedTimbre:
     """A timbre song fitted for rendering: the embedding and, when calibrated, the offset and the corrections
@@ -53,10 +64,9 @@ class FittedTimbre:
     use_room: bool = True  # False: the note check found that B's room hides these notes
     acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
     high_band: HighBand | None = None  # B's balance above 8 kHz, for the decoder's band extension
-    # fitted with defer_decoder (hybrid.calibration.fit): the calibration excerpt (SAMPLE_RATE_HZ) and seed that
-    # complete_timbre fits the decoder's offset, corrections and room on, when the decoder is to play
-    pending_excerpt: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
-    pending_seed: int = 0
+    # fitted with defer_decoder (hybrid.calibration.fit): what complete_timbre fits the decoder's offset,
+    # corrections and room on when the decoder is to play
+    pending: PendingFit | None = field(default=None, repr=False, compare=False)
 
     @property
     def plays_library(self) -> bool:

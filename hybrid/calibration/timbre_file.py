@@ -19,7 +19,7 @@ import numpy as np
 from hybrid.calibration.acoustics import Acoustics, Room
 from hybrid.calibration.bandwidth import HighBand
 from hybrid.calibration.correction import Correction
-from hybrid.calibration.fitted import FittedTimbre
+from hybrid.calibration.fitted import FittedTimbre, PendingFit
 from hybrid.calibration.note_library import NoteLibrary, RecordedNote
 from hybrid.errors import HybridError
 
@@ -51,8 +51,8 @@ def save_timbre(
         if c is not None:
             for f in fields(Correction):
                 tensors[f"{name}.{f.name}"] = np.ascontiguousarray(getattr(c, f.name), np.float64)
-    if timbre.pending_excerpt is not None:  # what complete_timbre fits the decoder's calibration on
-        tensors["pending_excerpt"] = np.ascontiguousarray(timbre.pending_excerpt, np.float32)
+    if timbre.pending is not None:  # what complete_timbre fits the decoder's calibration on
+        tensors["pending_excerpt"] = np.ascontiguousarray(timbre.pending.excerpt, np.float32)
     library = None
     if timbre.library is not None:
         notes = []
@@ -72,7 +72,7 @@ def save_timbre(
         "library": library,
         "acoustics": _acoustics_meta(timbre.acoustics),
         "high_band": None if timbre.high_band is None else timbre.high_band.as_dict(),
-        "pending_seed": timbre.pending_seed,
+        "pending_seed": None if timbre.pending is None else timbre.pending.seed,
     }
     out = Path(path)
     with atomic_path(out, replace) as tmp:
@@ -165,8 +165,9 @@ def load_timbre(path: str | os.PathLike[str], weights_sha256: str) -> FittedTimb
             library=library,
             acoustics=_acoustics_from_meta(meta.get("acoustics")),
             high_band=HighBand.from_dict(meta["high_band"]) if meta.get("high_band") else None,
-            pending_excerpt=t.get("pending_excerpt"),
-            pending_seed=int(meta.get("pending_seed", 0)),
+            pending=PendingFit(t["pending_excerpt"], int(meta["pending_seed"]))
+            if "pending_excerpt" in t
+            else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise HybridError(f"{path}: damaged timbre file ({exc})") from None
