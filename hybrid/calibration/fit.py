@@ -25,6 +25,8 @@ CALIBRATION_S = 20.0  # the loudest 20 s of the timbre song are transcribed and 
 MIN_CALIBRATION_S = 0.5  # a shorter timbre song holds too little to measure a calibration on
 ENERGY_BLOCK = 1 << 20  # samples squared and summed at once when the loudest stretch is looked for
 ROOM_FIT_S = 10.0  # the room is fitted on the first 10 s of the calibration excerpt
+# what complete_timbre fits of a timbre fitted with defer_decoder
+DECODER_FIELDS = ("offset", "correction", "half_correction", "no_offset_correction", "acoustics")
 
 
 def loudest_span_s(audio: npt.NDArray[np.float32], seconds: float) -> tuple[float, float]:
@@ -116,7 +118,8 @@ def fit_timbre(
         library = NoteLibrary.analyse(library_excerpt, OUTPUT_SAMPLE_RATE_HZ, notes)
     pitches = (min(n.pitch_midi for n in notes.notes), max(n.pitch_midi for n in notes.notes))
     fitted = FittedTimbre(emb, None, len(notes), pitches, library=library)
-    deferred = defer_decoder and library is not None
+    # (complete_timbre fits the offset in OFFSET_STEPS steps: another number is fitted at once)
+    deferred = defer_decoder and library is not None and offset_steps == OFFSET_STEPS
     if deferred:
         # the correction without the offset (what the full fit holds as no_offset_correction: the same mix)
         (resynth,) = renderer.mixes(notes, emb, [None], seed)
@@ -151,10 +154,6 @@ def complete_timbre(
             fitted = replace(fitted, acoustics=rooms)
         pending.fitted = {name: getattr(fitted, name) for name in DECODER_FIELDS}
     return replace(timbre, pending=None, **pending.fitted)
-
-
-# what complete_timbre fits
-DECODER_FIELDS = ("offset", "correction", "half_correction", "no_offset_correction", "acoustics")
 
 
 def _fit_decoder(
