@@ -197,18 +197,28 @@ class Model:
                 json.dumps([song_sha, weights, settings], sort_keys=True).encode()
             ).hexdigest()
             cached = folder / f"{key[:32]}{SUFFIX}"
+
+            def store(t: FittedTimbre) -> None:
+                try:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    save_timbre(t, cached, weights, song_sha, settings)
+                except OSError:
+                    pass  # a cache that cannot be written is no reason to fail the transfer
+
             if cached.exists():
                 try:
-                    return load_timbre(cached, weights)
+                    found = load_timbre(cached, weights)
                 except HybridError:
                     pass  # a damaged or stale entry is fitted again and replaced
+                else:
+                    if found.pending is not None:  # once its decoder's part is fitted, it is cached whole
+                        found.pending.on_fitted = store
+                    return found
         fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
         if cached is not None:
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                save_timbre(fitted, cached, weights, song_sha, settings)
-            except OSError:
-                pass  # a cache that cannot be written is no reason to fail the transfer
+            store(fitted)
+            if fitted.pending is not None:
+                fitted.pending.on_fitted = store
         return fitted
 
 

@@ -152,3 +152,20 @@ def test_a_deferred_fit_completes_to_the_full_fit_also_from_its_file(tmp_path, m
     variant = complete_timbre(model.renderer, replace(deferred, use_room=False), model.transcriber)
     assert variant.offset is completions[0].offset and variant.use_room is False
     assert complete_timbre(model.renderer, full) is full  # nothing deferred: as it is
+
+
+def test_a_cached_deferred_timbre_is_stored_whole_once_its_decoder_part_is_fitted(timbre_cache, model):
+    from hybrid.calibration.fit import complete_timbre
+    from hybrid.calibration.timbre_file import load_timbre
+
+    b = EXAMPLES / "trumpet.ogg"
+    weights = model.renderer.weights_sha256
+    first = model.timbre_of(b)
+    (entry,) = timbre_cache.glob("*.timbre")
+    assert first.pending is not None and load_timbre(entry, weights).pending is not None  # cached deferred
+    again = model.timbre_of(b)  # read back from the cache, still deferred
+    done = complete_timbre(model.renderer, again, model.transcriber)  # as the note check does
+    stored = load_timbre(entry, weights)
+    assert stored.pending is None and stored.offset is not None
+    np.testing.assert_array_equal(stored.offset, done.offset)
+    assert model.timbre_of(b).pending is None  # the next transfer reads it whole

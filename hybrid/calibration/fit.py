@@ -153,6 +153,8 @@ def complete_timbre(
             rooms = fit_rooms(renderer, fitted, notes, excerpt, timbre.acoustics, seed, library=False)
             fitted = replace(fitted, acoustics=rooms)
         pending.fitted = {name: getattr(fitted, name) for name in DECODER_FIELDS}
+        if pending.on_fitted is not None:
+            pending.on_fitted(replace(timbre, pending=None, **pending.fitted))
     return replace(timbre, pending=None, **pending.fitted)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ class PendingFit:
     excerpt: npt.NDArray[np.float32]
     seed: int = 0
     fitted: dict[str, Any] | None = None
+    # called with the completed timbre once it is fitted (Model.timbre_of: the cache entry is written again whole)
+    on_fitted: Callable[[FittedTimbre], None] | None = None
 
 
 @dataclass(frozen=True)
