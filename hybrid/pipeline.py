@@ -189,36 +189,31 @@ class Model:
             return load_timbre(path, weights)
         y, sr = audio or load_audio(path)
         settings = fit_settings(calibrate, seed, library, drums)
-        cached = None
         folder = timbre_cache_dir() if cache else None
-        if folder is not None:
-            song_sha = file_sha256(path)
-            key = hashlib.sha256(
-                json.dumps([song_sha, weights, settings], sort_keys=True).encode()
-            ).hexdigest()
-            cached = folder / f"{key[:32]}{SUFFIX}"
+        if folder is None:
+            return self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
+        song_sha = file_sha256(path)
+        key = hashlib.sha256(json.dumps([song_sha, weights, settings], sort_keys=True).encode()).hexdigest()
+        cached = folder / f"{key[:32]}{SUFFIX}"
 
-            def store(t: FittedTimbre) -> None:
-                try:
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    save_timbre(t, cached, weights, song_sha, settings)
-                except OSError:
-                    pass  # a cache that cannot be written is no reason to fail the transfer
+        def store(t: FittedTimbre) -> None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                save_timbre(t, cached, weights, song_sha, settings)
+            except OSError:
+                pass  # a cache that cannot be written is no reason to fail the transfer
 
-            if cached.exists():
-                try:
-                    found = load_timbre(cached, weights)
-                except HybridError:
-                    pass  # a damaged or stale entry is fitted again and replaced
-                else:
-                    if found.pending is not None:  # once its decoder's part is fitted, it is cached whole
-                        found.pending.on_fitted = store
-                    return found
-        fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
-        if cached is not None:
+        fitted = None
+        if cached.exists():
+            try:
+                fitted = load_timbre(cached, weights)
+            except HybridError:
+                pass  # a damaged or stale entry is fitted again and replaced
+        if fitted is None:
+            fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
             store(fitted)
-            if fitted.pending is not None:
-                fitted.pending.on_fitted = store
+        if fitted.pending is not None:  # once its decoder's part is fitted, it is cached whole
+            fitted.pending.on_fitted = store
         return fitted
 
 

@@ -120,13 +120,10 @@ def fit_timbre(
     fitted = FittedTimbre(emb, None, len(notes), pitches, library=library)
     # (complete_timbre fits the offset in OFFSET_STEPS steps: another number is fitted at once)
     deferred = defer_decoder and library is not None and offset_steps == OFFSET_STEPS
+    # deferred, only the correction without the offset (the full fit's no_offset_correction: the same mix)
+    fitted = _fit_decoder(renderer, fitted, notes, excerpt, 0 if deferred else offset_steps, seed)
     if deferred:
-        # the correction without the offset (what the full fit holds as no_offset_correction: the same mix)
-        (resynth,) = renderer.mixes(notes, emb, [None], seed)
-        plain = Correction.fit(excerpt, resynth[: len(excerpt)])
-        fitted = replace(fitted, correction=plain, pending=PendingFit(excerpt.copy(), seed))
-    else:
-        fitted = _fit_decoder(renderer, fitted, notes, excerpt, offset_steps, seed)
+        fitted = replace(fitted, pending=PendingFit(excerpt.copy(), seed))
     if acoustics is None:
         return fitted
     rooms = fit_rooms(renderer, fitted, notes, excerpt, acoustics, seed, decoder=not deferred)
@@ -153,8 +150,10 @@ def complete_timbre(
             rooms = fit_rooms(renderer, fitted, notes, excerpt, timbre.acoustics, seed, library=False)
             fitted = replace(fitted, acoustics=rooms)
         pending.fitted = {name: getattr(fitted, name) for name in DECODER_FIELDS}
+        completed = replace(timbre, pending=None, **pending.fitted)
         if pending.on_fitted is not None:
-            pending.on_fitted(replace(timbre, pending=None, **pending.fitted))
+            pending.on_fitted(completed)
+        return completed
     return replace(timbre, pending=None, **pending.fitted)
 
 

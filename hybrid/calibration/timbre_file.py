@@ -1,8 +1,9 @@
 """A fitted timbre as a file (`.timbre`, safetensors): fit a timbre song once, use it for any number of songs.
 
 The file holds every array of a FittedTimbre (the embedding, the offset, the three corrections, the note
-library's notes; for a timbre whose decoder calibration was deferred, the excerpt it is to be fitted on) and, in its metadata, the acoustics (estimates and fitted rooms), the format version, the sha256 of the checkpoint weights it was fitted
-with and of the timbre song, and the fit's settings. Loading refuses another format, a damaged file, or a
+library's notes; for a timbre whose decoder calibration was deferred, the excerpt it is to be fitted on) and,
+in its metadata, the acoustics (estimates and fitted rooms), the format version, the sha256 of the checkpoint
+weights it was fitted with and of the timbre song, and the fit's settings. Loading refuses another format, a damaged file, or a
 file fitted with other weights (the embedding and the offset belong to one model).
 """
 
