@@ -31,8 +31,9 @@ from hybrid.transcription import Transcriber, Transcription
 
 PathLike = str | os.PathLike[str]
 # bumped when what a fit holds changes (1: B's acoustics, 2: its high band, 3: the note library's notes cut where
-# another begins inside them, 4: its notes that others sound with), so cached fitted timbres are fitted again
-FIT_VERSION = 4
+# another begins inside them, 4: its notes that others sound with, 5: its notes cut where their sound rises
+# again), so cached fitted timbres are fitted again
+FIT_VERSION = 5
 MAX_TRANSPOSE = 127  # semitones: beyond it no MIDI note stays in range
 Progress = Callable[[str], None]
 

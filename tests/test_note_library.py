@@ -16,9 +16,13 @@ from hybrid.calibration.note_library import (
     ONSET_RAMP_S,
     OVERLAP_MARGIN_S,
     POLY_GAP,
+    REATTACK_DB,
     NoteLibrary,
+    RecordedNote,
     _analyse_note,
     _clean_notes,
+    _frame_map,
+    _reattack_s,
     _with_others,
 )
 from hybrid.constants import midi_to_hz
@@ -139,6 +143,87 @@ def test_a_longer_note_sustains_and_a_decay_goes_on_decaying():
     db = 20 * np.log10(rms)
     assert db[0] > db[1] > db[2]
     assert db[1] - db[2] == pytest.approx(20.0 * 0.6, abs=4.0)  # 20 dB/s over 0.6 s
+
+
+def decaying(pitch: float, seconds: float, db_per_s: float, start_s: float = 0.0) -> np.ndarray:
+    """tone() decaying at db_per_s, silent before start_s."""
+    t = np.arange(int(seconds * SR)) / SR
+    gain = 10 ** (-db_per_s * (t - start_s) / 20)
+    y = tone(pitch, seconds, lambda f: -20.0 - 12.0 * np.log2(f / 100.0)) * gain
+    return np.where(t >= start_s, y, 0.0).astype(np.float32)
+
+
+def test_a_missed_attack_ends_the_note_there():
+    # B: a plucked note decaying at 15 dB/s, struck again at 0.6 s (8 dB louder than it has decayed to), but
+    # transcribed as one note of 1 s. The library's note ends at the second attack (less the margin), and its
+    # release with it; where the rise begins is found within two frames.
+    y = decaying(52.0, 1.2, 15.0) + 10 ** (-1.0 / 20) * decaying(52.0, 1.2, 15.0, start_s=0.6)
+    again = _reattack_s(y, SR, Note(0.0, 1.0, 52.0, 100), 1.2)
+    assert again == pytest.approx(0.6, abs=2 * HOP_S)
+    (r,) = library_of(y, 52.0, 1.0).notes
+    assert r.held == pytest.approx((0.6 - OVERLAP_MARGIN_S) / HOP_S, abs=2)
+    assert r.frames * HOP_S <= 0.6 + HOP_S
+
+
+def test_no_attack_is_found_in_a_decay_a_tremolo_or_a_low_note():
+    note = Note(0.0, 1.5, 52.0, 100)
+    assert _reattack_s(decaying(52.0, 1.5, 20.0), SR, note, 1.5) is None
+    # a tremolo of +-2 dB at 5 Hz (4 dB from trough to peak, below REATTACK_DB)
+    t = np.arange(int(1.5 * SR)) / SR
+    tremolo = decaying(52.0, 1.5, 0.0) * 10 ** (2.0 * np.sin(2 * np.pi * 5.0 * t) / 20)
+    assert 4.0 < REATTACK_DB
+    assert _reattack_s(tremolo.astype(np.float32), SR, note, 1.5) is None
+    # a low note (41 Hz, partials to the top): over a 23 ms window its level ripples with its waveform; over
+    # four periods it does not
+    low = decaying(28.0, 1.5, 3.0)
+    assert _reattack_s(low, SR, Note(0.0, 1.5, 28.0, 100), 1.5) is None
+
+
+def test_a_longer_note_stays_on_the_steady_frame_without_going_back():
+    # B's note of 40 held frames and 10 of release; a note of 200 frames plays B's frames 0-30, then stays on
+    # frame 30 with B's level trend (a decay of 0.1 dB per frame), then B's release from that level.
+    held, frames = 40, 50
+    level = np.concatenate([-0.1 * np.arange(held), -4.0 - 2.0 * np.arange(frames - held)])
+    ref = RecordedNote(
+        60.0,
+        100,
+        held,
+        np.tile(np.arange(1, 4, dtype=np.float32) * 262.0, (frames, 1)),
+        np.repeat(level[:, None], 3, axis=1).astype(np.float32),
+        np.zeros((frames, 4), np.float32),
+        np.zeros(frames, np.float32),
+    )
+    plan = _frame_map(ref, Note(0.0, 200 * HOP_S, 60.0, 100), tail_s=1.0)
+    steady = 30
+    np.testing.assert_array_equal(plan.spectrum[: steady + 1], np.arange(steady + 1))
+    np.testing.assert_array_equal(plan.spectrum[steady + 1 : 200], steady)
+    np.testing.assert_array_equal(plan.spectrum[200:], np.arange(held, frames))
+    played = ref.level_db[plan.spectrum] + plan.level_db  # the level heard, frame by frame
+    np.testing.assert_allclose(np.diff(played[:200]), -0.1, atol=1e-4)  # B's trend, without a jump
+    assert played[200] == pytest.approx(played[199] + (level[held] - level[held - 1]), abs=1e-4)
+    assert set(plan.movement[steady + 1 : 200]) <= set(range(held // 2, steady + 1))
+
+
+def test_the_example_guitar_plays_long_notes_as_single_notes(transcriber):
+    # examples/guitar.wav: a bass note, a chord, a bass note and a strum at the end of the file that the
+    # transcription misses. Played from its library, long notes two octaves above B's transcribe as one note
+    # each (before the missed strum ended B's note and the extension stayed on its steady frame: four to six).
+    from pathlib import Path
+
+    from hybrid.audio import load_audio, loudness_normalize, resample
+    from hybrid.calibration.fit import library_excerpt
+    from hybrid.constants import SAMPLE_RATE_HZ
+    from hybrid.transcription import transcribe_audio
+
+    y, sr = load_audio(Path(__file__).parent.parent / "examples" / "guitar.wav")
+    b16 = resample(y, sr, SAMPLE_RATE_HZ)
+    notes = transcribe_audio(b16, SAMPLE_RATE_HZ, transcriber=transcriber, with_tempo=False).notes
+    lib = NoteLibrary.analyse(library_excerpt(b16, y, sr), SR, notes)
+    assert lib is not None
+    for pitch in (65.0, 72.0):
+        out = lib.render(NoteSequence([Note(0.1, 1.6, pitch, 90)]), SR)
+        heard = transcribe_audio(loudness_normalize(out), SR, transcriber=transcriber, with_tempo=False).notes
+        assert [(round(n.onset_s, 1), n.pitch_midi) for n in heard.notes] == [(0.1, pitch)]
 
 
 def test_clean_notes_ignore_quiet_partials_but_not_other_notes():

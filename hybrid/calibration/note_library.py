@@ -10,14 +10,16 @@ note that no other note overlaps), frame by frame from its onset:
 - the noise: the level of what lies between the harmonics, in NOISE_BANDS bands up to Nyquist;
 - the pitch movement: each frame's f0 against the note's own pitch, in cents.
 
+A clean note ends where its sound rises again: an attack that the transcription missed.
+
 Where B has no clean note a fifth near a pitch (a piano, chords, a band whose clean notes are all in the
 bass), its notes that others sound with are analysed too, each partial that lies on another note's read off
 the note's other partials instead.
 
 To play a note, the library takes B's note nearest in pitch, follows its frames from the onset (a longer
-note loops the second half of B's held frames back and forth; a shorter one is cut), then B's release frames
-after the key is up; the harmonics are summed at the note's own f0 (times B's pitch movement) and the noise
-is shaped band by band. Full band: the analysis and the synthesis run at the output rate, up to Nyquist.
+note stays on the frame three quarters in, its pitch movement looping; a shorter one is cut), then B's
+release frames after the key is up; the harmonics are summed at the note's own f0 (times B's pitch
+movement) and the noise is shaped band by band. Full band: the analysis and the synthesis run at the output rate, up to Nyquist.
 """
 
 from __future__ import annotations
@@ -292,6 +294,49 @@ def _analyse_note(
     )
 
 
+# A clean note whose sound rises again inside it (by REATTACK_DB, held over REATTACK_S or the level's window,
+# SETTLE_S or more after its own attack) holds an attack that its transcription missed (a strum at the end of
+# a file, a syllable in a release): it ends there. bench_real: note F1 0.747 -> 0.752, timbre 0.585 -> 0.586
+# (docs/design.md)
+REATTACK_DB = 5.0
+REATTACK_S = 0.03
+SETTLE_S = 0.06
+LEVEL_PERIODS = 4  # the level is measured over at least this many periods (a low note's level ripples less)
+
+
+def _reattack_s(
+    audio: npt.NDArray[np.float32], sample_rate_hz: int, note: Note, end_s: float
+) -> float | None:
+    """Where the sound of `note` rises again before `end_s` (an attack its transcription missed), or None: the
+    first frame (HOP_S apart) whose level, lowest over the next REATTACK_S (or the window), is REATTACK_DB above
+    its lowest over as long before (a rise that holds, not a ripple), SETTLE_S or more after the note's level
+    first came within 6 dB of its loudest, and not below 30 dB under it; the time where the rise begins."""
+    hop = int(round(HOP_S * sample_rate_hz))
+    size = max(SHORT_WINDOW, int(LEVEL_PERIODS * sample_rate_hz / float(midi_to_hz(note.pitch_midi))))
+    back = max(int(round(REATTACK_S / HOP_S)), size // hop)
+    a = int(note.onset_s * sample_rate_hz)
+    b = min(len(audio), int(end_s * sample_rate_hz))
+    if b - a < size + hop * (2 * back + 1):
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(audio[a:b].astype(np.float64), size)[::hop]
+    w = np.hanning(size)
+    db = 10.0 * np.log10(((frames * w) ** 2).sum(1) / (w**2).sum() + 1e-12)
+    times = note.onset_s + (np.arange(len(db)) * hop + size / 2) / sample_rate_hz
+    # at frame i + back: the lowest level over the `back` frames before it against the lowest over as many
+    # from it (a rise that holds: not a ripple of the level)
+    spans = np.lib.stride_tricks.sliding_window_view(db, 2 * back)
+    before, after = spans[:, :back].min(axis=1), spans[:, back:].min(axis=1)
+    t = times[back : back + len(spans)]
+    attacked = times[int(np.argmax(db >= db.max() - 6.0))]  # the note's own attack has risen by then
+    hit = np.flatnonzero(
+        (after - before >= REATTACK_DB) & (t >= attacked + SETTLE_S) & (after > db.max() - 30.0)
+    )
+    if len(hit) == 0:
+        return None
+    i = int(hit[0])
+    return float(times[i + int(np.argmin(spans[i, :back]))])
+
+
 def _release_end(note: Note, onsets: npt.NDArray[np.float64]) -> float:
     """Where a note's analysis ends: RELEASE_S after its offset, or where the next note begins (`onsets`: all of
     B's, sorted; a partial transcribed inside the note does not count)."""
@@ -346,7 +391,14 @@ class NoteLibrary:
         onsets = np.array(sorted(n.onset_s for n in notes.notes))
         recorded = []
         for n in clean:
-            r = _analyse_note(audio, sample_rate_hz, n, _release_end(n, onsets))
+            end = _release_end(n, onsets)
+            again = _reattack_s(audio, sample_rate_hz, n, end)
+            if again is not None:  # a missed attack: the note, or its release, ends there
+                if again - OVERLAP_MARGIN_S - n.onset_s < MIN_NOTE_S:
+                    continue
+                n = replace(n, offset_s=min(n.offset_s, again - OVERLAP_MARGIN_S))
+                end = again
+            r = _analyse_note(audio, sample_rate_hz, n, end)
             if r is not None:
                 recorded.append(r)
         recorded += _with_others(audio, sample_rate_hz, notes, [r.pitch_midi for r in recorded], onsets)
@@ -619,10 +671,12 @@ class FramePlan:
 
 
 def _frame_map(ref: RecordedNote, note: Note, tail_s: float) -> FramePlan:
-    """B's held frames from the onset, then B's release frames. A note held longer than B's keeps the spectrum of
-    three quarters into B's held frames and continues B's level trend over the second half of them (a decay
-    goes on decaying, a sustained note stays; never rising), its pitch movement looping that half back and
-    forth; a shorter one is cut."""
+    """B's held frames from the onset, then B's release frames. A note held longer than B's plays B's frames up to
+    three quarters into its held ones, then stays on that frame's spectrum and continues B's level trend over
+    the second half of them (a decay goes on decaying, a sustained note stays; never rising), its pitch
+    movement looping from there back and forth over the second half; a shorter one is cut. (Playing all of B's
+    held frames and then going back to the steady one jumps: the last frames before B's next note differ, and
+    the jump was heard, and transcribed, as a new attack.)"""
     held_n = max(1, int(round(note.duration_s / HOP_S)))
     release = np.arange(ref.held, ref.frames)
     if len(release) == 0:  # B's note had no free release: fade its last frame out over 50 ms
@@ -632,21 +686,20 @@ def _frame_map(ref: RecordedNote, note: Note, tail_s: float) -> FramePlan:
         spectrum = np.concatenate([np.arange(held_n), release])
         return FramePlan(spectrum, spectrum, np.zeros(len(spectrum)))
     lo = ref.held // 2
-    span = max(1, ref.held - 1 - lo)
-    extra = np.arange(1, held_n - ref.held + 1)
-    phase = extra % (2 * span)
-    loop = np.clip(np.where(phase < span, ref.held - 1 - phase, lo + (phase - span)), 0, ref.held - 1)
-    slope = _level_slope_db(ref, lo)
     steady = min(ref.held - 1, (3 * ref.held) // 4)
+    span = max(1, steady - lo)
+    extra = np.arange(1, held_n - steady)
+    phase = extra % (2 * span)
+    loop = np.clip(np.where(phase < span, steady - phase, lo + (phase - span)), 0, ref.held - 1)
+    slope = _level_slope_db(ref, lo)
     ext_level = slope * extra
-    held = np.arange(ref.held)
-    spectrum = np.concatenate([held, np.full(len(extra), steady), release])
-    movement = np.concatenate([held, loop, release])
-    # the extension starts from the steady frame's level: bring it to the last held frame's, then the trend
-    join = float(ref.level_db[ref.held - 1] - ref.level_db[steady])
-    level = np.concatenate(
-        [np.zeros(ref.held), join + ext_level, np.full(len(release), join + ext_level[-1])]
-    )
+    head = np.arange(steady + 1)
+    spectrum = np.concatenate([head, np.full(len(extra), steady), release])
+    movement = np.concatenate([head, loop, release])
+    # B's frames up to the steady one, then the steady frame with B's level trend; the release from where
+    # the trend has brought the level to, against B's own level at its release
+    after = float(ref.level_db[steady] + ext_level[-1] - ref.level_db[ref.held - 1])
+    level = np.concatenate([np.zeros(steady + 1), ext_level, np.full(len(release), after)])
     return FramePlan(spectrum.astype(np.int64), movement.astype(np.int64), level)
 
 
