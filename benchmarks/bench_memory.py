@@ -6,8 +6,11 @@ B = the example trumpet phrase; with --long timbre the other way round (a long t
 progress callback while a thread samples the resident set every 20 ms; the table gives each stage's peak. Run
 it under GNU time for the process's own peak:
 
+With --cache DIR, fitted timbres are cached in DIR (else the cache is off): run it twice, and the second run
+reads B's fit from there, as a second transfer with the same B does.
+
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
-          [--long rhythm|timbre] [--no-library]
+          [--long rhythm|timbre] [--no-library] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument(
         "--no-library", action="store_true", help="the decoder plays (as where B has no clean note)"
     )
+    ap.add_argument("--cache", default="", help="cache fitted timbres in this folder (default: no cache)")
     args = ap.parse_args()
     stage = {"now": "imports"}
     peaks: dict[str, int] = {}
@@ -53,7 +57,7 @@ def main() -> None:
     from hybrid.audio import load_audio, resample
     from hybrid.pipeline import TransferOptions, load_model, transfer
 
-    os.environ["HYBRID_CACHE_DIR"] = ""
+    os.environ["HYBRID_CACHE_DIR"] = args.cache
     with tempfile.TemporaryDirectory() as d:
         stage["now"] = "making the long song"
         song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
@@ -78,7 +82,7 @@ def main() -> None:
             TransferOptions(library=not args.no_library),
             progress=lambda s: stage.update(now=s),
             model=model,
-            cache=False,
+            cache=bool(args.cache),
         )
         wall = time.perf_counter() - t0
         stage["now"] = "done"

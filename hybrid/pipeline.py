@@ -181,21 +181,19 @@ class Model:
         `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and settings is
         read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False.
         `drums`: as in fit_timbre (a `.timbre` file was fitted as it was made)."""
-        from hybrid.audio import file_sha256, load_audio
+        from hybrid.audio import load_audio
         from hybrid.calibration.timbre_file import SUFFIX, load_timbre, save_timbre
 
         path = Path(song)
         weights = self.renderer.weights_sha256
         if path.suffix.lower() == SUFFIX:
             return load_timbre(path, weights)
-        y, sr = audio or load_audio(path)
         settings = fit_settings(calibrate, seed, library, drums)
-        folder = timbre_cache_dir() if cache else None
-        if folder is None:
+        entry = cache_entry(path, weights, settings) if cache else None
+        if entry is None:
+            y, sr = audio or load_audio(path)
             return self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
-        song_sha = file_sha256(path)
-        key = hashlib.sha256(json.dumps([song_sha, weights, settings], sort_keys=True).encode()).hexdigest()
-        cached = folder / f"{key[:32]}{SUFFIX}"
+        cached, song_sha = entry
 
         def store(t: FittedTimbre) -> None:
             try:
@@ -210,7 +208,8 @@ class Model:
                 fitted = load_timbre(cached, weights)
             except HybridError:
                 pass  # a damaged or stale entry is fitted again and replaced
-        if fitted is None:
+        if fitted is None:  # B is decoded only now: a cached timbre needs none of its samples
+            y, sr = audio or load_audio(path)
             fitted = self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
             store(fitted)
         if fitted.pending is not None:  # once its decoder's part is fitted, it is cached whole
@@ -231,6 +230,22 @@ def fit_settings(calibrate: bool, seed: int, library: bool, drums: str = "keep")
     return settings if drums == "keep" else {**settings, "drums": drums}
 
 
+def cache_entry(song: PathLike, weights_sha256: str, settings: dict[str, object]) -> tuple[Path, str] | None:
+    """Where the fitted timbre of the song file `song` is cached for these weights and settings, and the
+    song's sha256; None when the cache is switched off."""
+    from hybrid.audio import file_sha256
+    from hybrid.calibration.timbre_file import SUFFIX
+
+    folder = timbre_cache_dir()
+    if folder is None:
+        return None
+    song_sha = file_sha256(song)
+    key = hashlib.sha256(
+        json.dumps([song_sha, weights_sha256, settings], sort_keys=True).encode()
+    ).hexdigest()
+    return folder / f"{key[:32]}{SUFFIX}", song_sha
+
+
 def timbre_cache_dir() -> Path | None:
     """Where fitted timbres are cached: $HYBRID_CACHE_DIR, else $XDG_CACHE_HOME/hybrid/timbres (default
     ~/.cache/hybrid/timbres); an empty HYBRID_CACHE_DIR switches the cache off. Safe to delete at any time."""
@@ -241,17 +256,46 @@ def timbre_cache_dir() -> Path | None:
     return Path(base) / "hybrid" / "timbres"
 
 
-def read_timbre_song(timbre: PathLike) -> tuple[npt.NDArray[np.float32], int] | None:
+def read_timbre_song(
+    timbre: PathLike, cached_for: tuple[str, dict[str, object]] | None = None
+) -> tuple[npt.NDArray[np.float32], int] | None:
     """The timbre song's audio ((n,) mono or (n, channels)) and rate, read (and checked) before any slow work;
-    None for a `.timbre` file, whose header is checked instead."""
+    None for a `.timbre` file, whose header is checked instead, and, with `cached_for` (weights sha256 and fit
+    settings), for a song whose fitted timbre is in the cache (it was read and checked when it was fitted:
+    a long song is not decoded again)."""
     from hybrid.audio import load_audio
     from hybrid.calibration.timbre_file import SUFFIX, read_meta
 
     if Path(timbre).suffix.lower() == SUFFIX:
         read_meta(timbre)
         return None
+    if cached_for is not None and Path(timbre).is_file():
+        entry = cache_entry(timbre, *cached_for)
+        if entry is not None and entry[0].is_file():
+            return None
     y, sr = load_audio(timbre, mono=False)
     return (y[:, 0] if y.shape[1] == 1 else y), sr
+
+
+def checkpoint_weights_sha256(checkpoint: PathLike | None = None) -> str | None:
+    """The sha256 of a checkpoint directory's weights (None: the shipped model), as loading it computes it,
+    without loading it; None when there are none."""
+    from hybrid.audio import file_sha256
+    from hybrid.neural.checkpoint import WEIGHTS_NAME, default_checkpoint_dir
+
+    weights = (Path(checkpoint) if checkpoint else default_checkpoint_dir()) / WEIGHTS_NAME
+    return file_sha256(weights) if weights.is_file() else None
+
+
+def _cache_lookup(
+    cache: bool, model: Model | None, checkpoint: PathLike | None, settings: dict[str, object]
+) -> tuple[str, dict[str, object]] | None:
+    """What read_timbre_song looks a timbre song up in the cache with (the weights' sha256 and the fit's
+    settings), before the model is loaded; None when it is not to be looked up."""
+    if not cache:
+        return None
+    weights = model.renderer.weights_sha256 if model is not None else checkpoint_weights_sha256(checkpoint)
+    return (weights, settings) if weights else None
 
 
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
@@ -501,8 +545,11 @@ def transfer(
     # both songs are read (and any problem with them reported) before the model is loaded; A at the
     # transcriber's rate, or at its own when its drums may be kept (they are mixed in full band)
     a, sr_a = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ if options.drums == "drop" else None)
-    b_audio = read_timbre_song(timbre)
-    c_audio = read_timbre_song(bass_timbre) if bass_timbre is not None else None
+    # a timbre song fitted before is read from the cache, not decoded (--bpm-from-timbre needs its samples)
+    settings = fit_settings(options.calibrate, options.seed, options.library, options.timbre_drums)
+    cached_for = _cache_lookup(cache and not options.bpm_from_timbre, model, checkpoint, settings)
+    b_audio = read_timbre_song(timbre, cached_for)
+    c_audio = read_timbre_song(bass_timbre, cached_for) if bass_timbre is not None else None
     if b_audio is None and options.bpm_from_timbre:
         raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     if b_audio is not None and options.bpm_from_timbre:
@@ -590,7 +637,8 @@ def render_midi(
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
     TransferOptions(sample_rate_hz=sample_rate_hz, seed=seed)  # their checks, before any slow work
-    b_audio = read_timbre_song(timbre)
+    cached_for = _cache_lookup(cache, model, checkpoint, fit_settings(calibrate, seed, library))
+    b_audio = read_timbre_song(timbre, cached_for)
     model = model or load_model(checkpoint, device)
     fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz, acoustics)

@@ -57,6 +57,38 @@ def test_the_cache_serves_a_second_transfer_with_the_same_b(tmp_path, timbre_cac
     np.testing.assert_array_equal(model.timbre_of(b).embedding, first.embedding)
 
 
+def test_a_timbre_song_in_the_cache_is_not_decoded_again(tmp_path, timbre_cache, model, monkeypatch):
+    # The second transfer with the same B reads its fitted timbre from the cache without decoding B (a long
+    # song takes seconds to decode): only A is read, and the output is the same.
+    from pathlib import Path
+
+    import hybrid.audio
+    from hybrid.pipeline import checkpoint_weights_sha256, transfer
+
+    # the cache is looked up before the model is loaded, with the weights' sha256 read from its file
+    assert checkpoint_weights_sha256() == model.renderer.weights_sha256
+    a, b = EXAMPLES / "trumpet.ogg", EXAMPLES / "guitar.wav"
+    first = transfer(a, b, tmp_path / "first.wav", model=model)
+    real = hybrid.audio.load_audio
+    read: list[str] = []
+
+    def spy(path, *args, **kwargs):
+        read.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(hybrid.audio, "load_audio", spy)
+    second = transfer(a, b, tmp_path / "second.wav", model=model)
+    assert read == ["trumpet.ogg"]
+    np.testing.assert_array_equal(first.audio, second.audio)
+    # without the cache, or with a damaged entry, B is decoded and fitted as before
+    read.clear()
+    for entry in timbre_cache.glob("*.timbre"):
+        entry.write_bytes(b"garbage")
+    third = transfer(a, b, tmp_path / "third.wav", model=model)
+    assert read == ["trumpet.ogg", "guitar.wav"]
+    np.testing.assert_array_equal(first.audio, third.audio)
+
+
 def test_a_foreign_or_damaged_timbre_file_is_refused_in_one_line(tmp_path, tiny_checkpoint):
     fitted = tmp_path / "g.timbre"
     assert run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted).exit_code == 0
