@@ -318,9 +318,12 @@ def _reattack_s(
     b = min(len(audio), int(end_s * sample_rate_hz))
     if b - a < size + hop * (2 * back + 1):
         return None
-    frames = np.lib.stride_tricks.sliding_window_view(audio[a:b].astype(np.float64), size)[::hop]
-    w = np.hanning(size)
-    db = 10.0 * np.log10(((frames * w) ** 2).sum(1) / (w**2).sum() + 1e-12)
+    from scipy.signal import fftconvolve
+
+    # each frame's windowed power, sum of (x w)^2 over the window: x^2 filtered by w^2 (no frames held at once)
+    w2 = np.hanning(size) ** 2
+    power = fftconvolve(audio[a:b].astype(np.float64) ** 2, w2[::-1], mode="valid")[::hop]
+    db = 10.0 * np.log10(np.maximum(power, 0.0) / w2.sum() + 1e-12)
     times = note.onset_s + (np.arange(len(db)) * hop + size / 2) / sample_rate_hz
     # at frame i + back: the lowest level over the `back` frames before it against the lowest over as many
     # from it (a rise that holds: not a ripple of the level)
