@@ -19,7 +19,8 @@ the note's other partials instead.
 To play a note, the library takes B's note nearest in pitch, follows its frames from the onset (a longer
 note stays on the frame three quarters in, its pitch movement looping; a shorter one is cut), then B's
 release frames after the key is up; the harmonics are summed at the note's own f0 (times B's pitch
-movement) and the noise is shaped band by band. Full band: the analysis and the synthesis run at the output rate, up to Nyquist.
+movement) and the noise is shaped band by band. Full band: the analysis and the synthesis run at the output
+rate, up to Nyquist.
 """
 
 from __future__ import annotations
@@ -307,10 +308,11 @@ LEVEL_PERIODS = 4  # the level is measured over at least this many periods (a lo
 def _reattack_s(
     audio: npt.NDArray[np.float32], sample_rate_hz: int, note: Note, end_s: float
 ) -> float | None:
-    """Where the sound of `note` rises again before `end_s` (an attack its transcription missed), or None: the
-    first frame (HOP_S apart) whose level, lowest over the next REATTACK_S (or the window), is REATTACK_DB above
-    its lowest over as long before (a rise that holds, not a ripple), SETTLE_S or more after the note's level
-    first came within 6 dB of its loudest, and not below 30 dB under it; the time where the rise begins."""
+    """Where the sound of `note` rises again before `end_s` (an attack its transcription missed), or None:
+    the first frame (HOP_S apart) whose level, lowest over the next REATTACK_S (or the window), is
+    REATTACK_DB above its lowest over as long before (a rise that holds, not a ripple), SETTLE_S or more
+    after the note's level first came within 6 dB of its loudest, and not below 30 dB under it; the time
+    where the rise begins."""
     hop = int(round(HOP_S * sample_rate_hz))
     size = max(SHORT_WINDOW, int(LEVEL_PERIODS * sample_rate_hz / float(midi_to_hz(note.pitch_midi))))
     back = max(int(round(REATTACK_S / HOP_S)), size // hop)
@@ -320,7 +322,7 @@ def _reattack_s(
         return None
     from scipy.signal import fftconvolve
 
-    # each frame's windowed power, sum of (x w)^2 over the window: x^2 filtered by w^2 (no frames held at once)
+    # each frame's windowed power, the sum of (x w)^2 over the window: x^2 filtered by w^2 (no frames held)
     w2 = np.hanning(size) ** 2
     power = fftconvolve(audio[a:b].astype(np.float64) ** 2, w2[::-1], mode="valid")[::hop]
     db = 10.0 * np.log10(np.maximum(power, 0.0) / w2.sum() + 1e-12)
@@ -674,12 +676,12 @@ class FramePlan:
 
 
 def _frame_map(ref: RecordedNote, note: Note, tail_s: float) -> FramePlan:
-    """B's held frames from the onset, then B's release frames. A note held longer than B's plays B's frames up to
-    three quarters into its held ones, then stays on that frame's spectrum and continues B's level trend over
-    the second half of them (a decay goes on decaying, a sustained note stays; never rising), its pitch
-    movement looping from there back and forth over the second half; a shorter one is cut. (Playing all of B's
-    held frames and then going back to the steady one jumps: the last frames before B's next note differ, and
-    the jump was heard, and transcribed, as a new attack.)"""
+    """B's held frames from the onset, then B's release frames. A note held longer than B's plays B's frames
+    up to three quarters into its held ones, then stays on that frame's spectrum and continues B's level trend
+    over the second half of them (a decay goes on decaying, a sustained note stays; never rising), its pitch
+    movement looping from there back and forth over the second half; a shorter one is cut. (Playing all of
+    B's held frames and then going back to the steady one jumps: the last frames before B's next note
+    differ, and the jump was heard, and transcribed, as a new attack.)"""
     held_n = max(1, int(round(note.duration_s / HOP_S)))
     release = np.arange(ref.held, ref.frames)
     if len(release) == 0:  # B's note had no free release: fade its last frame out over 50 ms
