@@ -176,11 +176,12 @@ class Model:
         cache: bool = True,
         audio: tuple[npt.NDArray[np.float32], int] | None = None,
         drums: str = "keep",
+        song_sha256: str | None = None,
     ) -> FittedTimbre:
-        """The fitted timbre of a timbre song file (whose `audio` the caller may have loaded already), or of a
-        `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and settings is
-        read from the cache (timbre_cache_dir()); a newly fitted one is stored there, unless `cache` is False.
-        `drums`: as in fit_timbre (a `.timbre` file was fitted as it was made)."""
+        """The fitted timbre of a timbre song file (whose `audio` and sha256 the caller may have read already),
+        or of a `.timbre` file made by `hybrid timbre fit`. A song fitted before with the same weights and
+        settings is read from the cache (timbre_cache_dir()) without decoding it; a newly fitted one is stored
+        there, unless `cache` is False. `drums`: as in fit_timbre (a `.timbre` file was fitted as it was made)."""
         from hybrid.audio import load_audio
         from hybrid.calibration.timbre_file import SUFFIX, load_timbre, save_timbre
 
@@ -189,7 +190,7 @@ class Model:
         if path.suffix.lower() == SUFFIX:
             return load_timbre(path, weights)
         settings = fit_settings(calibrate, seed, library, drums)
-        entry = cache_entry(path, weights, settings) if cache else None
+        entry = cache_entry(path, weights, settings, song_sha256) if cache else None
         if entry is None:
             y, sr = audio or load_audio(path)
             return self.fit_timbre(y, sr, calibrate, seed, library, drums, defer_decoder=True)
@@ -230,16 +231,18 @@ def fit_settings(calibrate: bool, seed: int, library: bool, drums: str = "keep")
     return settings if drums == "keep" else {**settings, "drums": drums}
 
 
-def cache_entry(song: PathLike, weights_sha256: str, settings: dict[str, object]) -> tuple[Path, str] | None:
-    """Where the fitted timbre of the song file `song` is cached for these weights and settings, and the
-    song's sha256; None when the cache is switched off."""
+def cache_entry(
+    song: PathLike, weights_sha256: str, settings: dict[str, object], song_sha256: str | None = None
+) -> tuple[Path, str] | None:
+    """Where the fitted timbre of the song file `song` (whose sha256 is `song_sha256`, computed here when not
+    given) is cached for these weights and settings, and the song's sha256; None when the cache is off."""
     from hybrid.audio import file_sha256
     from hybrid.calibration.timbre_file import SUFFIX
 
     folder = timbre_cache_dir()
     if folder is None:
         return None
-    song_sha = file_sha256(song)
+    song_sha = song_sha256 or file_sha256(song)
     key = hashlib.sha256(
         json.dumps([song_sha, weights_sha256, settings], sort_keys=True).encode()
     ).hexdigest()
@@ -256,23 +259,15 @@ def timbre_cache_dir() -> Path | None:
     return Path(base) / "hybrid" / "timbres"
 
 
-def read_timbre_song(
-    timbre: PathLike, cached_for: tuple[str, dict[str, object]] | None = None
-) -> tuple[npt.NDArray[np.float32], int] | None:
+def read_timbre_song(timbre: PathLike) -> tuple[npt.NDArray[np.float32], int] | None:
     """The timbre song's audio ((n,) mono or (n, channels)) and rate, read (and checked) before any slow work;
-    None for a `.timbre` file, whose header is checked instead, and, with `cached_for` (weights sha256 and fit
-    settings), for a song whose fitted timbre is in the cache (it was read and checked when it was fitted:
-    a long song is not decoded again)."""
+    None for a `.timbre` file, whose header is checked instead."""
     from hybrid.audio import load_audio
     from hybrid.calibration.timbre_file import SUFFIX, read_meta
 
     if Path(timbre).suffix.lower() == SUFFIX:
         read_meta(timbre)
         return None
-    if cached_for is not None and Path(timbre).is_file():
-        entry = cache_entry(timbre, *cached_for)
-        if entry is not None and entry[0].is_file():
-            return None
     y, sr = load_audio(timbre, mono=False)
     return (y[:, 0] if y.shape[1] == 1 else y), sr
 
@@ -287,15 +282,28 @@ def checkpoint_weights_sha256(checkpoint: PathLike | None = None) -> str | None:
     return file_sha256(weights) if weights.is_file() else None
 
 
-def _cache_lookup(
-    cache: bool, model: Model | None, checkpoint: PathLike | None, settings: dict[str, object]
-) -> tuple[str, dict[str, object]] | None:
-    """What read_timbre_song looks a timbre song up in the cache with (the weights' sha256 and the fit's
-    settings), before the model is loaded; None when it is not to be looked up."""
+def read_unless_cached(
+    timbre: PathLike, weights_sha256: str | None, settings: dict[str, object]
+) -> tuple[tuple[npt.NDArray[np.float32], int] | None, str | None]:
+    """read_timbre_song, except for a song whose fit with these weights (None: not looked up) and settings is
+    in the cache: it was read and checked when it was fitted, so it is not decoded again (None). With the
+    song's sha256 when it was computed for the lookup, for Model.timbre_of."""
+    from hybrid.calibration.timbre_file import SUFFIX
+
+    entry = None
+    if weights_sha256 and Path(timbre).suffix.lower() != SUFFIX and Path(timbre).is_file():
+        entry = cache_entry(timbre, weights_sha256, settings)
+    if entry is not None and entry[0].is_file():
+        return None, entry[1]
+    return read_timbre_song(timbre), None if entry is None else entry[1]
+
+
+def _lookup_weights(cache: bool, model: Model | None, checkpoint: PathLike | None) -> str | None:
+    """The weights' sha256 a timbre song is looked up in the cache with before the model is loaded (None: no
+    lookup)."""
     if not cache:
         return None
-    weights = model.renderer.weights_sha256 if model is not None else checkpoint_weights_sha256(checkpoint)
-    return (weights, settings) if weights else None
+    return model.renderer.weights_sha256 if model is not None else checkpoint_weights_sha256(checkpoint)
 
 
 def load_model(checkpoint: PathLike | None = None, device: str = "auto") -> Model:
@@ -547,9 +555,11 @@ def transfer(
     a, sr_a = load_audio(rhythm, sample_rate_hz=BP_SAMPLE_RATE_HZ if options.drums == "drop" else None)
     # a timbre song fitted before is read from the cache, not decoded (--bpm-from-timbre needs its samples)
     settings = fit_settings(options.calibrate, options.seed, options.library, options.timbre_drums)
-    cached_for = _cache_lookup(cache and not options.bpm_from_timbre, model, checkpoint, settings)
-    b_audio = read_timbre_song(timbre, cached_for)
-    c_audio = read_timbre_song(bass_timbre, cached_for) if bass_timbre is not None else None
+    weights = _lookup_weights(cache and not options.bpm_from_timbre, model, checkpoint)
+    b_audio, b_sha = read_unless_cached(timbre, weights, settings)
+    c_audio, c_sha = (
+        (None, None) if bass_timbre is None else read_unless_cached(bass_timbre, weights, settings)
+    )
     if b_audio is None and options.bpm_from_timbre:
         raise HybridError(f"{timbre}: --bpm-from-timbre needs the timbre song's audio, not a fitted timbre")
     if b_audio is not None and options.bpm_from_timbre:
@@ -562,7 +572,7 @@ def transfer(
     model = model or load_model(checkpoint, device)
     laps.start("fitting the timbre song" if options.calibrate else "embedding the timbre song", "load")
     fitted = model.timbre_of(
-        timbre, options.calibrate, options.seed, options.library, cache, b_audio, options.timbre_drums
+        timbre, options.calibrate, options.seed, options.library, cache, b_audio, options.timbre_drums, b_sha
     )
     bass_fitted = None
     if bass_timbre is not None:
@@ -574,6 +584,7 @@ def transfer(
             cache,
             c_audio,
             options.timbre_drums,
+            c_sha,
         )
     del b_audio, c_audio  # a long timbre song's samples are not needed any more
     laps.stop("fit")
@@ -637,10 +648,10 @@ def render_midi(
     if not seq.notes:
         raise HybridError(f"{notes}: holds no notes to render")
     TransferOptions(sample_rate_hz=sample_rate_hz, seed=seed)  # their checks, before any slow work
-    cached_for = _cache_lookup(cache, model, checkpoint, fit_settings(calibrate, seed, library))
-    b_audio = read_timbre_song(timbre, cached_for)
+    settings = fit_settings(calibrate, seed, library)
+    b_audio, b_sha = read_unless_cached(timbre, _lookup_weights(cache, model, checkpoint), settings)
     model = model or load_model(checkpoint, device)
-    fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio)
+    fitted = model.timbre_of(timbre, calibrate, seed, library, cache, b_audio, song_sha256=b_sha)
     y, _ = render_notes(seq, fitted, model, seed, sample_rate_hz, acoustics)
     if out is not None:
         with outs.writing() as tmp:
