@@ -2,7 +2,8 @@
 
 A = the example Vibe Ace looped to --seconds (default 1799: the 30 minutes hybrid accepts, less one second),
 B = the example trumpet phrase; with --long timbre the other way round (a long timbre song, fitted), B at
-44.1 kHz in stereo (the right channel 10 ms later and 2 dB down). One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
+44.1 kHz in stereo (the right channel 10 ms later and 2 dB down); --cd makes a long A so too (A is read at its
+own rate where its drums may be kept, the default). One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
 progress callback while a thread samples the resident set every 20 ms; the table gives each stage's peak. Run
 it under GNU time for the process's own peak:
 
@@ -10,7 +11,7 @@ With --cache DIR, fitted timbres are cached in DIR (else the cache is off): run 
 reads B's fit from there, as a second transfer with the same B does.
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
-          [--long rhythm|timbre] [--no-library] [--cache DIR]
+          [--long rhythm|timbre] [--cd] [--no-library] [--cache DIR] [--drums keep|drop]
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument(
         "--no-library", action="store_true", help="the decoder plays (as where B has no clean note)"
     )
+    ap.add_argument("--drums", default="keep", choices=("keep", "drop"), help="--drums (keep: the default)")
+    ap.add_argument("--cd", action="store_true", help="a long A as a CD rip too (44.1 kHz stereo, as B is)")
     ap.add_argument("--cache", default="", help="cache fitted timbres in this folder (default: no cache)")
     args = ap.parse_args()
     stage = {"now": "imports"}
@@ -62,11 +65,12 @@ def main() -> None:
         stage["now"] = "making the long song"
         song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
         long = Path(d) / "long.wav"
-        if args.long == "timbre":  # as a CD rip: 44.1 kHz stereo (the right channel 10 ms later, 2 dB down)
+        cd = args.long == "timbre" or args.cd
+        if cd:  # as a CD rip: 44.1 kHz stereo (the right channel 10 ms later, 2 dB down)
             song, sr = resample(song, sr, 44_100), 44_100
         y = np.tile(song, int(np.ceil(args.seconds * sr / len(song))))[: args.seconds * sr]
         del song
-        if args.long == "timbre":
+        if cd:
             y = np.stack([y, 0.8 * np.roll(y, sr // 100)], axis=1)
         sf.write(long, y, sr)
         del y
@@ -79,7 +83,7 @@ def main() -> None:
             a,
             b,
             Path(d) / "out.wav",
-            TransferOptions(library=not args.no_library),
+            TransferOptions(library=not args.no_library, drums=args.drums),
             progress=lambda s: stage.update(now=s),
             model=model,
             cache=bool(args.cache),

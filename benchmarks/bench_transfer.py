@@ -1,8 +1,8 @@
 """Wall time and peak memory of `hybrid transfer`, side by side in one run: as shipped (note library where B
 has clean notes) fitting B, the same with B fitted before (`hybrid timbre fit`, as the cache gives a second
 transfer with the same B), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes
-played by the nearest FluidR3 GM program). The last row keeps A's drums (`--drums keep`: the drum finder, the
-split, A less its drums transcribed). Each row is a fresh process, so imports and model loading are included and its
+played by the nearest FluidR3 GM program). A has drums, which hybrid keeps by default (`--drums keep`: the drum
+finder, the split, A less its drums transcribed); the last row drops them (A as it is). Each row is a fresh process, so imports and model loading are included and its
 peak resident memory is its own. The Python API rows time the call alone, with the model loaded, and give its
 stages (load, fit, transcribe, render with the note check, score, write).
 
@@ -49,7 +49,7 @@ import os, sys, tempfile, time
 os.environ["HYBRID_CACHE_DIR"] = tempfile.mkdtemp()
 from hybrid.pipeline import TransferOptions, load_model, transfer
 a, b, out = sys.argv[1], sys.argv[2], sys.argv[-1]
-options = TransferOptions(drums=sys.argv[3] if len(sys.argv) > 4 else "drop")
+options = TransferOptions(drums=sys.argv[3]) if len(sys.argv) > 4 else TransferOptions()
 model = load_model()
 transfer(a, b, out, options, force=True, model=model)
 t0 = time.perf_counter()
@@ -122,8 +122,8 @@ def main() -> None:
                     [str(PYTHON), "-c", WARM, str(a), str(b)],
                 ),
                 (
-                    "Python API, model loaded, B fitted before, --drums keep (the call alone)",
-                    [str(PYTHON), "-c", WARM, str(a), str(b), "keep"],
+                    "Python API, model loaded, B fitted before, --drums drop (the call alone)",
+                    [str(PYTHON), "-c", WARM, str(a), str(b), "drop"],
                 ),
             ]
             for name, cmd in rows:

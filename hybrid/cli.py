@@ -271,10 +271,10 @@ def transfer(
         str,
         typer.Option(
             "--drums",
-            help="drop: A's notes only (the default); keep: when A has drums, its percussive part under the "
-            "notes, and A less it transcribed (a solo is left as it is); always: the same without asking.",
+            help="keep (the default): when A has drums, its percussive part under the notes, and A less it "
+            "transcribed (a solo is left as it is); always: the same without asking; drop: A's notes only.",
         ),
-    ] = "drop",
+    ] = "keep",
     drums_level: Annotated[
         float, typer.Option("--drums-level", help="The kept drums' level in dB, relative to A's own balance.")
     ] = 0.0,

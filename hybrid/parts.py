@@ -1,14 +1,15 @@
 """Whole songs: A's drums kept under the rendered notes, and A's notes split into parts with their own timbres.
 
 - `split_drums`: harmonic-percussive separation by median filtering (librosa's HPSS, Fitzgerald 2010, its
-  medians run in torch), block by block so that memory does not grow with the song. The percussive part,
-  separated with a margin of 2 (only what is clearly percussive), is A's drums; A less its drums is what
-  hybrid transcribes, so drum hits leave no stray notes. It runs only when asked (`--drums keep` or `always`).
+  medians running medians in numba), block by block so that memory does not grow with the song. The
+  percussive part, separated with a margin of 2 (only what is clearly percussive), is A's drums; A less its
+  drums is what hybrid transcribes, so drum hits leave no stray notes. It runs where A has drums (`--drums
+  keep`, the default) or when asked (`always`).
 - `drum_hits_per_s`: whether A has drums to keep (`--drums keep`). A drum kit's hits are noise: onsets of
   the percussive part whose spectrum is flat and which hold most of the high band. A solo's attacks are
-  pitched, or lie under its own partials, so a solo scores near none, and keep leaves it as it is. It misses
-  some kits (a ride cymbal's hits, dense hi-hats), so it is not asked by default; `--drums always` splits A
-  without asking (docs/design.md has the measurements).
+  pitched, or lie under its own partials, so a solo scores near none, and keep leaves it exactly as it is. It
+  misses some kits (a ride cymbal's hits, dense hi-hats), which then stay as they were with `drop`; `--drums
+  always` splits A without asking (docs/design.md has the measurements).
 - `without_drums`: a timbre song that is a mix, less its percussive part, for the fit (`--timbre-drums drop`).
 - `split_parts`: the bass line (each note that no lower note sounds with at its onset, or every note under
   `--split-at`) and the rest, for a bass timbre of its own.
@@ -16,7 +17,13 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +45,6 @@ HPSS_N_FFT = 2048
 HPSS_HOP = 512
 HPSS_MARGIN = 2.0  # a bin is percussive when it is twice as percussive as harmonic
 HPSS_KERNEL = 31  # frames and bins of the median filters (librosa's default)
-MEDIAN_ROWS = 128  # rows filtered at once (about 45 MB for 34 s at 44.1 kHz)
 HPSS_BLOCK_S = 30.0  # A is separated in blocks of 30 s ...
 HPSS_CONTEXT_S = 2.0  # ... each with 2 s of context on either side (the median filters span 0.7 s)
 MAX_DRUMS_LEVEL_DB = 24.0
@@ -123,8 +129,9 @@ def check_drums_options(mode: str, level_db: float, timbre_mode: str = "keep") -
         )
 
 
-def split_drums(a: npt.NDArray[np.float32], sample_rate_hz: int) -> Drums:
-    """A's percussive part and the rest (mono, A's rate), separated block by block."""
+def split_drums(a: npt.NDArray[np.float32], sample_rate_hz: int, overwrite: bool = False) -> Drums:
+    """A's percussive part and the rest (mono, A's rate), separated block by block; with `overwrite` (float32
+    A that the caller lets go), the rest is A itself, less the drums: no copy of a long song."""
     import librosa
 
     y = np.asarray(a, np.float32)
@@ -138,15 +145,16 @@ def split_drums(a: npt.NDArray[np.float32], sample_rate_hz: int) -> Drums:
         p = librosa.istft(_percussive(spec), hop_length=HPSS_HOP, n_fft=HPSS_N_FFT, length=len(seg))
         keep = slice(start - lo, min(start + block, len(y)) - lo)
         percussive[start : start + (keep.stop - keep.start)] = p[keep]
-    return Drums(percussive, y - percussive, sample_rate_hz)
+    rest = np.subtract(y, percussive, out=y) if overwrite and y is a else y - percussive
+    return Drums(percussive, rest, sample_rate_hz)
 
 
 def _percussive(spec: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
     """The percussive part of a spectrogram (bins, frames), as librosa.decompose.hpss(spec, margin=HPSS_MARGIN)
     gives it: the magnitude's median over HPSS_KERNEL frames is the harmonic level, over HPSS_KERNEL bins the
     percussive one, and each bin is kept by the soft mask of the percussive level against HPSS_MARGIN times the
-    harmonic one. The medians run in torch (both cores; librosa's, scipy's, take twice as long), the same
-    values; the harmonic part is not computed."""
+    harmonic one. The medians are running medians (_median; scipy's, librosa's, take eight times as long), the
+    same values; the harmonic part is not computed."""
     import librosa
 
     mag = np.abs(spec)
@@ -157,18 +165,51 @@ def _percussive(spec: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
 
 def _median(x: npt.NDArray[np.float32], axis: int) -> npt.NDArray[np.float32]:
     """scipy.ndimage.median_filter of 2-D `x` over HPSS_KERNEL values along `axis` (mode "reflect": the edge
-    value repeated, then the values before it mirrored), in blocks of MEDIAN_ROWS rows (memory: each row's
-    HPSS_KERNEL-wide windows are laid out)."""
-    import torch
-
-    rows = np.moveaxis(x, axis, -1)
+    value repeated, then the values before it mirrored), as a running median (_running_median): a fraction
+    of the time torch's median of every window took (benchmarks/bench_drums_speed.py)."""
+    rows = np.moveaxis(np.asarray(x, np.float32), axis, -1)
     half = HPSS_KERNEL // 2
-    padded = np.pad(rows, [(0, 0), (half, half)], mode="symmetric")
-    out = np.empty(rows.shape, x.dtype)
-    for i in range(0, len(rows), MEDIAN_ROWS):
-        block = torch.from_numpy(np.ascontiguousarray(padded[i : i + MEDIAN_ROWS]))
-        out[i : i + MEDIAN_ROWS] = block.unfold(1, HPSS_KERNEL, 1).median(dim=-1).values.numpy()
+    padded = np.ascontiguousarray(np.pad(rows, [(0, 0), (half, half)], mode="symmetric"))
+    out = np.empty(rows.shape, np.float32)
+    kernel = _running_median()
+    # the rows split among the cores (the kernel releases the GIL)
+    cuts = np.linspace(0, len(rows), min(os.cpu_count() or 1, 4) + 1).astype(int)
+    with ThreadPoolExecutor(len(cuts) - 1) as pool:
+        done = [pool.submit(kernel, padded[i:j], HPSS_KERNEL, out[i:j]) for i, j in itertools.pairwise(cuts)]
+        for d in done:
+            d.result()
     return np.moveaxis(out, -1, axis)
+
+
+@functools.cache
+def _running_median() -> Callable[..., None]:
+    """A numba kernel (compiled once, then cached on disk beside this file; numba is loaded with librosa):
+    out[r, j] = the median of padded[r, j : j + k], k odd, kept as a sorted window that each step takes one
+    value out of and puts one into."""
+    from numba import njit
+
+    @njit(cache=True, nogil=True)  # type: ignore[misc]
+    def running_median(padded: Any, k: int, out: Any) -> None:  # pragma: no cover (compiled)
+        rows, n = out.shape
+        mid = k // 2
+        for r in range(rows):
+            window = np.sort(padded[r, :k])
+            out[r, 0] = window[mid]
+            for j in range(1, n):
+                old, new = padded[r, j - 1], padded[r, j + k - 1]
+                i = np.searchsorted(window, old)  # where the value that leaves is
+                if new > old:  # the new value moves up into its place ...
+                    while i + 1 < k and window[i + 1] < new:
+                        window[i] = window[i + 1]
+                        i += 1
+                else:  # ... or down
+                    while i > 0 and window[i - 1] > new:
+                        window[i] = window[i - 1]
+                        i -= 1
+                window[i] = new
+                out[r, j] = window[mid]
+
+    return running_median  # type: ignore[no-any-return]
 
 
 def bass_line(notes: NoteSequence, split_at: float | None = None) -> tuple[NoteSequence, NoteSequence]:

@@ -54,7 +54,7 @@ class TransferOptions:
     acoustics: bool = True  # put the rendering in the timbre song's fitted room (False: --dry)
     # "keep": when A has drums (hybrid.parts.drum_hits_per_s), its percussive part is kept under the notes and
     # A less it transcribed; "always": the same without asking; "drop": A as it is, notes only
-    drums: str = "drop"
+    drums: str = "keep"
     drums_level_db: float = 0.0  # the kept drums against the notes, relative to A's own balance
     timbre_drums: str = "keep"  # "drop": the timbre songs are fitted less their percussive part (B is a mix)
     split_at: float | None = None  # MIDI pitch: with a bass timbre, the notes under it are the bass part
@@ -362,22 +362,33 @@ def transcribe_rhythm(
     sample_rate_hz: int,
     model: Model,
     options: TransferOptions,
+    overwrite: bool = False,
 ) -> RhythmSong:
     """Transcribe A (mono, any rate); with --drums keep when A has drums (or --drums always), transcribe A
-    less its percussive part and keep that part, at A's rate (give A at its own rate for full-band drums)."""
-    from hybrid.audio import rms
+    less its percussive part and keep that part, at A's rate (give A at its own rate for full-band drums).
+    `overwrite`: A's array may be written over (it becomes A less its drums, or the drums; the caller lets it
+    go)."""
+    from hybrid.audio import resample, rms
     from hybrid.parts import DRUM_HITS_PER_S, drum_hits_per_s, split_drums
-    from hybrid.transcription import transcribe_audio
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
 
     hits = drum_hits_per_s(a, sample_rate_hz) if options.drums == "keep" else None
     if options.drums == "drop" or (hits is not None and hits < DRUM_HITS_PER_S):
         # nothing to keep: A as it is, exactly as with --drums drop
         tr = transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber)
         return RhythmSong(tr, drums_state="not kept" if hits is None else "none found", drum_hits_per_s=hits)
-    split = split_drums(a, sample_rate_hz)
-    tr = transcribe_audio(split.rest, sample_rate_hz, transcriber=model.transcriber)
+    split = split_drums(a, sample_rate_hz, overwrite)
     ratio_db = 20 * np.log10(max(rms(split.percussive), 1e-12) / max(rms(split.rest), 1e-12))
-    return RhythmSong(tr, split.percussive, sample_rate_hz, ratio_db, "kept", hits)
+    rest, rest_rate, drums = split.rest, sample_rate_hz, split.percussive
+    if overwrite and sample_rate_hz != BP_SAMPLE_RATE_HZ:
+        # A's own array, now A less its drums, is resampled for the transcriber and then holds the drums:
+        # one copy of a long song fewer while it is transcribed (the same notes: the transcriber resamples so)
+        rest, rest_rate = resample(split.rest, sample_rate_hz, BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ
+        split.rest[:] = split.percussive
+        drums = split.rest
+        del split
+    tr = transcribe_audio(rest, rest_rate, transcriber=model.transcriber)
+    return RhythmSong(tr, drums, sample_rate_hz, ratio_db, "kept", hits)
 
 
 def transfer_audio(
@@ -409,13 +420,17 @@ def transfer_transcription(
     options: TransferOptions = TransferOptions(),
     progress: Progress | None = None,
     bass_timbre: FittedTimbre | None = None,
+    keep_stems: bool = True,
+    release: bool = False,
 ) -> TransferResult:
     """The rest of transfer_audio once A is transcribed (a caller that holds a long song can let it go first):
     stretch and transpose the notes, render them (each part with its timbre), mix A's drums under them when
-    kept, and score the notes."""
-    from hybrid.audio import loudness_gain, loudness_normalize, mono, rms
+    kept, and score the notes. `keep_stems` False: result.stems is left empty (the mix is built in the notes'
+    own array, one copy of a long song fewer). `release`: the song's drums are let go once mixed (song.drums
+    becomes None; the caller has no more use for them)."""
+    from hybrid.audio import loudness_gain, mono, resample, rms
     from hybrid.metrics import note_scores
-    from hybrid.transcription import transcribe_audio
+    from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
     from hybrid.transform import stretch_notes, transpose_notes
 
     if isinstance(song, Transcription):
@@ -431,17 +446,22 @@ def transfer_transcription(
     laps.start("rendering")
     sr = options.sample_rate_hz
     parts = {"notes": notes}
+    spilled = None
+    if release and song.drums is not None:
+        # the drums wait on disk while the notes render (a long song's drums are as large as its notes)
+        spilled = _Spilled(song.drums)
+        song.drums = None
     stems: dict[str, npt.NDArray[np.float32]] = {}
     if bass_timbre is not None:
         from hybrid.parts import bass_line
 
         bass, rest = bass_line(notes, options.split_at)
         parts = {name: p for name, p in (("bass", bass), ("rest", rest)) if p.notes}
-    if len(parts) == 1 and song.drums is None:
+    if len(parts) == 1 and song.drums is None and spilled is None:
         # one part, no drums: the rendering as it always was
         t = bass_timbre if "bass" in parts and bass_timbre is not None else timbre
         y, rendered = render_notes(next(iter(parts.values())), t, model, options.seed, sr, options.acoustics)
-        scored = y
+        scored, scored_sr = y, sr
     else:
         rendered = timbre
         for name, part in parts.items():
@@ -451,27 +471,40 @@ def transfer_transcription(
             )
             if name != "bass":
                 rendered = checked
-        if song.drums is not None:
-            stems["drums"] = _drums_stem(song, rate, sr)
-        stems = _same_shape(stems)
-        notes_mix = np.sum([v for k, v in stems.items() if k != "drums"], axis=0, dtype=np.float32)
-        if "drums" in stems:
+        own = spilled.load() if spilled is not None else song.drums
+        drums = None if own is None else _drums_stem(own, song.drums_rate_hz, rate, sr)  # own: read only
+        del own
+        n = max(len(v) for v in [*stems.values(), *([] if drums is None else [drums])])
+        stereo = any(v.ndim == 2 for v in stems.values())
+        stems = {k: _to_shape(v, n, stereo) for k, v in stems.items()}
+        notes_mix = _sum_into(None, *stems.values()) if len(stems) > 1 else next(iter(stems.values()))
+        if not keep_stems:
+            stems = {}  # (the parts, when there are two, are let go: their sum is the notes' mix)
+        if options.score:  # the notes are scored without the drums, at the transcriber's rate
+            g = np.float32(loudness_gain(notes_mix))
+            scored = resample(mono(notes_mix), sr, BP_SAMPLE_RATE_HZ)
+            scored = scored * g if np.shares_memory(scored, notes_mix) else np.multiply(scored, g, out=scored)
+            scored_sr = BP_SAMPLE_RATE_HZ
+        # the mix: in the notes' own array unless it is a stem that is kept (a long song's copies add up)
+        y = notes_mix.copy() if keep_stems and len(parts) == 1 else notes_mix
+        if drums is not None:
             # the drums at A's own balance against the notes (and --drums-level)
-            level = rms(notes_mix) / max(rms(stems["drums"]), 1e-12)
-            stems["drums"] *= np.float32(
-                level * 10 ** ((song.drums_to_rest_db + options.drums_level_db) / 20)
-            )
-        y = np.sum(list(stems.values()), axis=0, dtype=np.float32)
+            level = rms(notes_mix) / max(rms(drums), 1e-12)
+            level *= 10 ** ((song.drums_to_rest_db + options.drums_level_db) / 20)
+            _sum_into(y, drums, scale=level)
+            if keep_stems:
+                stems["drums"] = _to_shape(drums * np.float32(level), n, stereo)
+        del drums  # a long song's drums are not needed any more
         gain = np.float32(loudness_gain(y))
-        y = y * gain
-        stems = {k: v * gain for k, v in stems.items()}
-        scored = loudness_normalize(notes_mix)  # the notes are scored without the drums
+        y *= gain
+        for v in stems.values():
+            v *= gain
     result = TransferResult(y, notes, tr.tempo_bpm, rate, rendered, sr)
     result.drums, result.stems, result.drum_hits_per_s = song.drums_state, stems, song.drum_hits_per_s
     result.parts = parts if len(parts) > 1 else {}
     if options.score:
         laps.start("scoring", "render")
-        again = transcribe_audio(mono(scored), sr, transcriber=model.transcriber)
+        again = transcribe_audio(mono(scored), scored_sr, transcriber=model.transcriber)
         result.onset_f1 = note_scores(notes, again.notes).onset_f1
         result.output_tempo_bpm = again.tempo_bpm
         result.output_notes = again.notes
@@ -482,27 +515,58 @@ def transfer_transcription(
     return result
 
 
-def _drums_stem(song: RhythmSong, rate: float, sample_rate_hz: int) -> npt.NDArray[np.float32]:
-    """A's drums at the output rate, stretched with Rubber Band as the notes were."""
+def _drums_stem(
+    d: npt.NDArray[np.float32], drums_rate_hz: int, rate: float, sample_rate_hz: int
+) -> npt.NDArray[np.float32]:
+    """A's drums at the output rate, stretched with Rubber Band as the notes were (d itself when neither)."""
     from hybrid.audio import resample
     from hybrid.transform import stretch_audio
 
-    assert song.drums is not None
-    d = song.drums
     if rate != 1.0:
-        d = stretch_audio(d, song.drums_rate_hz, rate)
-    return resample(np.asarray(d, np.float32), song.drums_rate_hz, sample_rate_hz)
+        d = stretch_audio(d, drums_rate_hz, rate)
+    return resample(np.asarray(d, np.float32), drums_rate_hz, sample_rate_hz)
 
 
-def _same_shape(stems: dict[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArray[np.float32]]:
-    """The stems padded to the longest, and all stereo when any is."""
-    n = max(len(v) for v in stems.values())
-    stereo = any(v.ndim == 2 for v in stems.values())
-    out = {}
-    for k, v in stems.items():
+class _Spilled:
+    """An array kept in an anonymous temporary file until it is loaded back (once)."""
+
+    def __init__(self, x: npt.NDArray[np.float32]) -> None:
+        import tempfile
+
+        self.shape, self.dtype = x.shape, x.dtype
+        self.file = tempfile.TemporaryFile()
+        x.tofile(self.file)
+
+    def load(self) -> npt.NDArray[np.float32]:
+        self.file.seek(0)
+        x = np.fromfile(self.file, self.dtype).reshape(self.shape)
+        self.file.close()
+        return x
+
+
+def _to_shape(v: npt.NDArray[np.float32], n: int, stereo: bool) -> npt.NDArray[np.float32]:
+    """A stem padded to n samples, and stereo when `stereo`: v itself when it is already so."""
+    if len(v) < n:
         v = np.pad(v, [(0, n - len(v))] + [(0, 0)] * (v.ndim - 1))
-        out[k] = np.repeat(v[:, None], 2, axis=1) if stereo and v.ndim == 1 else v
-    return out
+    return np.repeat(v[:, None], 2, axis=1) if stereo and v.ndim == 1 else v
+
+
+def _sum_into(
+    y: npt.NDArray[np.float32] | None, *xs: npt.NDArray[np.float32], scale: float = 1.0
+) -> npt.NDArray[np.float32]:
+    """y += scale * x for each x (mono into stereo too, a shorter x from the start), in blocks of 2**20
+    samples, so that no temporary the size of a long song is made; y None: the sum of xs (of y's shape)."""
+    if y is None:
+        y, xs = xs[0].copy(), xs[1:]
+        if scale != 1.0:
+            y *= np.float32(scale)
+    block = 1 << 20
+    for x in xs:
+        for i in range(0, min(len(x), len(y)), block):
+            piece = x[i : i + block]
+            piece = piece[:, None] if y.ndim == 2 and piece.ndim == 1 else piece
+            y[i : i + len(piece)] += np.float32(scale) * piece if scale != 1.0 else piece
+    return y
 
 
 def transfer(
@@ -589,10 +653,12 @@ def transfer(
     del b_audio, c_audio  # a long timbre song's samples are not needed any more
     laps.stop("fit")
     laps.start("transcribing the rhythm song")
-    song = transcribe_rhythm(a, sr_a, model, options)
+    song = transcribe_rhythm(a, sr_a, model, options, overwrite=True)
     del a  # a long song's samples are not needed any more
     laps.stop("transcribe")
-    result = transfer_transcription(song, fitted, model, options, progress, bass_fitted)
+    result = transfer_transcription(
+        song, fitted, model, options, progress, bass_fitted, keep_stems=stems_dir is not None, release=True
+    )
     del song
     result.output = out
     page = None

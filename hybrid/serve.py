@@ -405,7 +405,7 @@ def options_from(d: dict[str, Any]) -> TransferOptions:
         "calibrate": bool(d.get("calibrate", True)),
         "library": bool(d.get("library", True)),
         "acoustics": bool(d.get("acoustics", True)),
-        "drums": "keep" if drums in (True, "keep") else drums if drums in DRUMS_MODES else "drop",
+        "drums": "drop" if drums in (False, "drop") else drums if drums in DRUMS_MODES else "keep",
         "timbre_drums": "drop" if d.get("timbre_drums") in (True, "drop") else "keep",
     }
     if d.get("split_at") not in (None, ""):

@@ -114,13 +114,53 @@ def test_a_solo_with_drums_keep_is_left_as_it_is(model):
     timbre = model.fit_timbre(b if b.ndim == 1 else b.mean(axis=1), sr_b, library=False)
     a, sr_a = load_audio(EXAMPLES / "trumpet.ogg")
     dropped = transfer_audio(a, sr_a, timbre, model, TransferOptions(drums="drop", score=False))
-    kept = transfer_audio(a, sr_a, timbre, model, TransferOptions(drums="keep", score=False))
+    kept = transfer_audio(a, sr_a, timbre, model, TransferOptions(score=False))  # keep, the default
     assert kept.drums == "none found" and kept.drum_hits_per_s is not None and kept.drum_hits_per_s < 0.1
     np.testing.assert_array_equal(kept.audio, dropped.audio)  # nothing to keep: the same output
-    said = result_settings(kept, TransferOptions(drums="keep"))["drums"]
+    said = result_settings(kept, TransferOptions())["drums"]
     assert said.startswith("none found (0.00 noisy percussive hits a second in A, drums from 0.45;")
     always = transfer_audio(a, sr_a, timbre, model, TransferOptions(drums="always", score=False))
     assert always.drums == "kept" and "drums" in always.stems
+
+
+def test_split_in_place_is_the_same_split():
+    a = song_with_drums(2.0)
+    whole = split_drums(a.copy(), SR)
+    own = a.copy()
+    in_place = split_drums(own, SR, overwrite=True)
+    assert in_place.rest is own  # A's own array became A less its drums
+    np.testing.assert_array_equal(in_place.percussive, whole.percussive)
+    np.testing.assert_array_equal(in_place.rest, whole.rest)
+    np.testing.assert_allclose(whole.rest + whole.percussive, a, atol=1e-6)
+
+
+@pytest.mark.parametrize("bass", [False, True])
+def test_the_mix_built_without_stems_is_the_mix_with_them(model, bass):
+    # a transfer that writes no stems mixes the drums into the notes' own array, in blocks; the same mix
+    from hybrid import pipeline
+    from hybrid.pipeline import TransferOptions, transcribe_rhythm, transfer_transcription
+
+    b, sr_b = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
+    timbre = model.fit_timbre(b if b.ndim == 1 else b.mean(axis=1), sr_b, library=False)
+    options = TransferOptions(drums="always", drums_level_db=-3.0)
+    song = transcribe_rhythm(song_with_drums(), SR, model, options)
+    drums = song.drums.copy()
+    bass_timbre = timbre if bass else None
+    with_stems = transfer_transcription(song, timbre, model, options, bass_timbre=bass_timbre)
+    np.testing.assert_allclose(np.sum(list(with_stems.stems.values()), axis=0), with_stems.audio, atol=1e-5)
+    without = transfer_transcription(song, timbre, model, options, bass_timbre=bass_timbre, keep_stems=False)
+    assert without.stems == {} and len(with_stems.stems) == (3 if bass else 2)
+    np.testing.assert_allclose(without.audio, with_stems.audio, atol=1e-6)
+    assert without.output_notes == with_stems.output_notes
+    np.testing.assert_array_equal(song.drums, drums)  # A's drums are read, not written
+    # a caller that lets the song go: its drums wait on disk while the notes render; the same mix
+    let_go = transfer_transcription(song, timbre, model, options, bass_timbre=bass_timbre, release=True)
+    assert song.drums is None and let_go.drums == "kept"
+    np.testing.assert_array_equal(let_go.audio, with_stems.audio)
+    # the blocks: a mono part added into a stereo mix, scaled, from a shorter part
+    y = np.ones((5, 2), np.float32)
+    mixed = pipeline._sum_into(y, np.arange(3, dtype=np.float32), scale=2.0)
+    np.testing.assert_array_equal(mixed, [[1, 1], [3, 3], [5, 5], [1, 1], [1, 1]])
 
 
 def test_a_mix_as_timbre_song_is_fitted_without_its_drums(model):
@@ -190,7 +230,7 @@ def test_stems_sum_to_the_output_and_the_drums_keep_the_groove(model):
     np.testing.assert_allclose(total, kept.audio, atol=1e-4)
     assert {len(s) for s in kept.stems.values()} == {len(kept.audio)}
     assert {round(x.pitch_midi) for x in kept.parts["bass"].notes} <= {45}  # A2 is the bass line
-    dropped = transfer_audio(y, SR, timbre, model, TransferOptions(score=False))
+    dropped = transfer_audio(y, SR, timbre, model, TransferOptions(drums="drop", score=False))
     assert dropped.drums == "not kept" and dropped.stems == {}
     out_sr = kept.sample_rate_hz
     t = np.arange(len(kept.audio)) / out_sr

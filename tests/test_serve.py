@@ -134,7 +134,8 @@ def test_the_pages_options_become_transfer_options():
     assert o == TransferOptions(bpm=96.0, transpose=-3, seed=7, calibrate=False, sample_rate_hz=48000)
     o = options_from({"acoustics": False, "drums": "keep"})
     assert o == TransferOptions(acoustics=False, drums="keep")
-    assert options_from({"drums": "drop"}).drums == "drop" and options_from({}).drums == "drop"
+    assert options_from({"drums": "drop"}).drums == "drop" and options_from({"drums": False}).drums == "drop"
+    assert options_from({}).drums == "keep" and options_from({"drums": "always"}).drums == "always"
     assert options_from({"timbre_drums": "drop"}).timbre_drums == "drop"
     assert (
         options_from({"timbre_drums": True}).timbre_drums == "drop"
