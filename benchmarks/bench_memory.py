@@ -1,6 +1,6 @@
 """Peak memory of a long transfer, stage by stage: where a long song's memory goes.
 
-A = the example Vibe Ace looped to --seconds (default 1799: the 30 minutes hybrid accepts, less one second),
+A = the example Vibe Ace (or --song) looped to --seconds (default 1799: the 30 minutes hybrid accepts, less one second),
 B = the example trumpet phrase; with --long timbre the other way round (a long timbre song, fitted), B at
 44.1 kHz in stereo (the right channel 10 ms later and 2 dB down); --cd makes a long A so too (A is read at its
 own rate where its drums may be kept, the default). One process: the model is loaded, then `hybrid.pipeline.transfer` runs with a
@@ -11,7 +11,7 @@ With --cache DIR, fitted timbres are cached in DIR (else the cache is off): run 
 reads B's fit from there, as a second transfer with the same B does.
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
-          [--long rhythm|timbre] [--cd] [--no-library] [--cache DIR] [--drums keep|drop]
+          [--long rhythm|timbre] [--cd] [--song trumpet.ogg] [--no-library] [--cache DIR] [--drums keep|drop]
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def main() -> None:
         "--no-library", action="store_true", help="the decoder plays (as where B has no clean note)"
     )
     ap.add_argument("--drums", default="keep", choices=("keep", "drop"), help="--drums (keep: the default)")
+    ap.add_argument(
+        "--song", default="vibe_ace.ogg", help="the example looped (trumpet.ogg: a solo, no drums)"
+    )
     ap.add_argument("--cd", action="store_true", help="a long A as a CD rip too (44.1 kHz stereo, as B is)")
     ap.add_argument("--cache", default="", help="cache fitted timbres in this folder (default: no cache)")
     args = ap.parse_args()
@@ -63,7 +66,7 @@ def main() -> None:
     os.environ["HYBRID_CACHE_DIR"] = args.cache
     with tempfile.TemporaryDirectory() as d:
         stage["now"] = "making the long song"
-        song, sr = load_audio(ROOT / "examples" / "vibe_ace.ogg")
+        song, sr = load_audio(ROOT / "examples" / args.song)
         long = Path(d) / "long.wav"
         cd = args.long == "timbre" or args.cd
         if cd:  # as a CD rip: 44.1 kHz stereo (the right channel 10 ms later, 2 dB down)

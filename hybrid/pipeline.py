@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -355,6 +355,7 @@ class RhythmSong:
     drums_to_rest_db: float = 0.0  # the drums' level against the rest of A
     drums_state: str = "not kept"
     drum_hits_per_s: float | None = None
+    drums_file: _Spilled | None = None  # A's drums waiting on disk in place of `drums` (transfer's own song)
 
 
 def transcribe_rhythm(
@@ -366,29 +367,45 @@ def transcribe_rhythm(
 ) -> RhythmSong:
     """Transcribe A (mono, any rate); with --drums keep when A has drums (or --drums always), transcribe A
     less its percussive part and keep that part, at A's rate (give A at its own rate for full-band drums).
-    `overwrite`: A's array may be written over (it becomes A less its drums, or the drums; the caller lets it
-    go)."""
+    `overwrite`: A's array may be written over (it becomes A less its drums; the caller lets it go)."""
+    return _transcribe_rhythm([a], sample_rate_hz, model, options, overwrite)
+
+
+def _transcribe_rhythm(
+    held: list[npt.NDArray[np.float32]],
+    sample_rate_hz: int,
+    model: Model,
+    options: TransferOptions,
+    overwrite: bool,
+    spill: bool = False,
+) -> RhythmSong:
+    """transcribe_rhythm of A, held in a list that is emptied; with `spill` (a caller that let go of A: the
+    list held its only reference), A's samples are let go once resampled for the transcriber, and the drums
+    wait on disk (song.drums_file), so that a long song's copies are not all in memory while it is
+    transcribed."""
     from hybrid.audio import resample, rms
     from hybrid.parts import DRUM_HITS_PER_S, drum_hits_per_s, split_drums
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
 
+    a = held.pop()
     hits = drum_hits_per_s(a, sample_rate_hz) if options.drums == "keep" else None
     if options.drums == "drop" or (hits is not None and hits < DRUM_HITS_PER_S):
-        # nothing to keep: A as it is, exactly as with --drums drop
-        tr = transcribe_audio(a, sample_rate_hz, transcriber=model.transcriber)
+        # nothing to keep: A as it is, exactly as with --drums drop (the transcriber resamples so)
+        y = resample(a, sample_rate_hz, BP_SAMPLE_RATE_HZ)
+        del a
+        tr = transcribe_audio(y, BP_SAMPLE_RATE_HZ, transcriber=model.transcriber)
         return RhythmSong(tr, drums_state="not kept" if hits is None else "none found", drum_hits_per_s=hits)
-    split = split_drums(a, sample_rate_hz, overwrite)
+    split = split_drums(a, sample_rate_hz, overwrite or spill)
+    del a
     ratio_db = 20 * np.log10(max(rms(split.percussive), 1e-12) / max(rms(split.rest), 1e-12))
-    rest, rest_rate, drums = split.rest, sample_rate_hz, split.percussive
-    if overwrite and sample_rate_hz != BP_SAMPLE_RATE_HZ:
-        # A's own array, now A less its drums, is resampled for the transcriber and then holds the drums:
-        # one copy of a long song fewer while it is transcribed (the same notes: the transcriber resamples so)
-        rest, rest_rate = resample(split.rest, sample_rate_hz, BP_SAMPLE_RATE_HZ), BP_SAMPLE_RATE_HZ
-        split.rest[:] = split.percussive
-        drums = split.rest
-        del split
-    tr = transcribe_audio(rest, rest_rate, transcriber=model.transcriber)
-    return RhythmSong(tr, drums, sample_rate_hz, ratio_db, "kept", hits)
+    rest = resample(split.rest, sample_rate_hz, BP_SAMPLE_RATE_HZ)
+    drums: npt.NDArray[np.float32] | None = split.percussive
+    drums_file = None
+    if spill:
+        drums, drums_file = None, _Spilled(split.percussive)
+    del split
+    tr = transcribe_audio(rest, BP_SAMPLE_RATE_HZ, transcriber=model.transcriber)
+    return RhythmSong(tr, drums, sample_rate_hz, ratio_db, "kept", hits, drums_file)
 
 
 def transfer_audio(
@@ -446,7 +463,7 @@ def transfer_transcription(
     laps.start("rendering")
     sr = options.sample_rate_hz
     parts = {"notes": notes}
-    spilled = None
+    spilled = song.drums_file
     if release and song.drums is not None:
         # the drums wait on disk while the notes render (a long song's drums are as large as its notes)
         spilled = _Spilled(song.drums)
@@ -471,10 +488,19 @@ def transfer_transcription(
             )
             if name != "bass":
                 rendered = checked
-        own = spilled.load() if spilled is not None else song.drums
-        drums = None if own is None else _drums_stem(own, song.drums_rate_hz, rate, sr)  # own: read only
-        del own
-        n = max(len(v) for v in [*stems.values(), *([] if drums is None else [drums])])
+        # the drums: read back from disk in blocks into the mix when they need no stretch, resampling or
+        # stem of their own; else as a whole
+        stream = spilled is not None and rate == 1.0 and song.drums_rate_hz == sr and not keep_stems
+        drums, drums_n, drums_rms = None, 0, 0.0
+        if stream:
+            assert spilled is not None
+            drums_n, drums_rms = spilled.shape[0], spilled.rms
+        else:
+            own = spilled.load() if spilled is not None else song.drums
+            drums = None if own is None else _drums_stem(own, song.drums_rate_hz, rate, sr)  # own: read only
+            del own
+            drums_n, drums_rms = (0, 0.0) if drums is None else (len(drums), rms(drums))
+        n = max(drums_n, *(len(v) for v in stems.values()))
         stereo = any(v.ndim == 2 for v in stems.values())
         stems = {k: _to_shape(v, n, stereo) for k, v in stems.items()}
         notes_mix = _sum_into(None, *stems.values()) if len(stems) > 1 else next(iter(stems.values()))
@@ -487,14 +513,18 @@ def transfer_transcription(
             scored_sr = BP_SAMPLE_RATE_HZ
         # the mix: in the notes' own array unless it is a stem that is kept (a long song's copies add up)
         y = notes_mix.copy() if keep_stems and len(parts) == 1 else notes_mix
-        if drums is not None:
+        if drums_n:
             # the drums at A's own balance against the notes (and --drums-level)
-            level = rms(notes_mix) / max(rms(drums), 1e-12)
+            level = rms(notes_mix) / max(drums_rms, 1e-12)
             level *= 10 ** ((song.drums_to_rest_db + options.drums_level_db) / 20)
-            _sum_into(y, drums, scale=level)
-            if keep_stems:
+            if stream and spilled is not None:
+                for start, block in spilled.blocks(MIX_BLOCK):
+                    _sum_into(y[start:], block, scale=level)
+            elif drums is not None:
+                _sum_into(y, drums, scale=level)
+            if keep_stems and drums is not None:
                 stems["drums"] = _to_shape(drums * np.float32(level), n, stereo)
-        del drums  # a long song's drums are not needed any more
+        del drums, notes_mix  # a long song's drums are not needed any more (the notes' mix is y or a stem)
         gain = np.float32(loudness_gain(y))
         y *= gain
         for v in stems.values():
@@ -504,7 +534,17 @@ def transfer_transcription(
     result.parts = parts if len(parts) > 1 else {}
     if options.score:
         laps.start("scoring", "render")
-        again = transcribe_audio(mono(scored), scored_sr, transcriber=model.transcriber)
+        scored = resample(mono(scored), scored_sr, BP_SAMPLE_RATE_HZ)  # as the transcriber resamples it
+        held = None
+        if release and not np.shares_memory(scored, y):
+            # the output waits on disk while it is scored (a long song's output and the transcriber's
+            # workings would be in memory at once)
+            held, result.audio = _Spilled(y), np.empty(0, np.float32)
+            del y
+        again = transcribe_audio(scored, BP_SAMPLE_RATE_HZ, transcriber=model.transcriber)
+        del scored
+        if held is not None:
+            result.audio = held.load()
         result.onset_f1 = note_scores(notes, again.notes).onset_f1
         result.output_tempo_bpm = again.tempo_bpm
         result.output_notes = again.notes
@@ -528,12 +568,14 @@ def _drums_stem(
 
 
 class _Spilled:
-    """An array kept in an anonymous temporary file until it is loaded back (once)."""
+    """An array kept in an anonymous temporary file until it is read back (once: whole, or in blocks)."""
 
     def __init__(self, x: npt.NDArray[np.float32]) -> None:
         import tempfile
 
-        self.shape, self.dtype = x.shape, x.dtype
+        from hybrid.audio import rms
+
+        self.shape, self.dtype, self.rms = x.shape, x.dtype, rms(x)
         self.file = tempfile.TemporaryFile()
         x.tofile(self.file)
 
@@ -542,6 +584,18 @@ class _Spilled:
         x = np.fromfile(self.file, self.dtype).reshape(self.shape)
         self.file.close()
         return x
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """(first row, the next `rows` rows) over the array, from the file."""
+        self.file.seek(0)
+        per_row = int(np.prod(self.shape[1:]))
+        for start in range(0, self.shape[0], rows):
+            count = min(rows, self.shape[0] - start)
+            yield start, np.fromfile(self.file, self.dtype, count * per_row).reshape(count, *self.shape[1:])
+        self.file.close()
+
+
+MIX_BLOCK = 1 << 20  # samples mixed at once
 
 
 def _to_shape(v: npt.NDArray[np.float32], n: int, stereo: bool) -> npt.NDArray[np.float32]:
@@ -554,13 +608,13 @@ def _to_shape(v: npt.NDArray[np.float32], n: int, stereo: bool) -> npt.NDArray[n
 def _sum_into(
     y: npt.NDArray[np.float32] | None, *xs: npt.NDArray[np.float32], scale: float = 1.0
 ) -> npt.NDArray[np.float32]:
-    """y += scale * x for each x (mono into stereo too, a shorter x from the start), in blocks of 2**20
+    """y += scale * x for each x (mono into stereo too, a shorter x from the start), in blocks of MIX_BLOCK
     samples, so that no temporary the size of a long song is made; y None: the sum of xs (of y's shape)."""
     if y is None:
         y, xs = xs[0].copy(), xs[1:]
         if scale != 1.0:
             y *= np.float32(scale)
-    block = 1 << 20
+    block = MIX_BLOCK
     for x in xs:
         for i in range(0, min(len(x), len(y)), block):
             piece = x[i : i + block]
@@ -653,8 +707,11 @@ def transfer(
     del b_audio, c_audio  # a long timbre song's samples are not needed any more
     laps.stop("fit")
     laps.start("transcribing the rhythm song")
-    song = transcribe_rhythm(a, sr_a, model, options, overwrite=True)
-    del a  # a long song's samples are not needed any more
+    held = [a]
+    del a  # the transcription takes A over: its samples are let go as soon as they are not needed
+    song = _transcribe_rhythm(
+        held, sr_a, model, options, overwrite=True, spill=True
+    )  # a long song's samples are not needed any more
     laps.stop("transcribe")
     result = transfer_transcription(
         song, fitted, model, options, progress, bass_fitted, keep_stems=stems_dir is not None, release=True

@@ -135,7 +135,7 @@ def test_split_in_place_is_the_same_split():
 
 
 @pytest.mark.parametrize("bass", [False, True])
-def test_the_mix_built_without_stems_is_the_mix_with_them(model, bass):
+def test_the_mix_built_without_stems_is_the_mix_with_them(model, bass, monkeypatch):
     # a transfer that writes no stems mixes the drums into the notes' own array, in blocks; the same mix
     from hybrid import pipeline
     from hybrid.pipeline import TransferOptions, transcribe_rhythm, transfer_transcription
@@ -157,6 +157,22 @@ def test_the_mix_built_without_stems_is_the_mix_with_them(model, bass):
     let_go = transfer_transcription(song, timbre, model, options, bass_timbre=bass_timbre, release=True)
     assert song.drums is None and let_go.drums == "kept"
     np.testing.assert_array_equal(let_go.audio, with_stems.audio)
+    assert let_go.output_notes == with_stems.output_notes  # scored while the output waited on disk
+    # as `hybrid transfer` runs it: A handed over, its drums on disk from the split on, read back in blocks
+    handed = pipeline._transcribe_rhythm([song_with_drums()], SR, model, options, overwrite=True, spill=True)
+    assert handed.drums is None and handed.drums_file is not None
+    assert handed.transcription.notes == song.transcription.notes
+    monkeypatch.setattr(pipeline, "MIX_BLOCK", 10_000)  # many blocks
+    streamed = transfer_transcription(
+        handed, timbre, model, options, bass_timbre=bass_timbre, keep_stems=False, release=True
+    )
+    np.testing.assert_array_equal(streamed.audio, with_stems.audio)
+    if not bass:  # one part, no drums: the same
+        plain = transcribe_rhythm(song_with_drums(), SR, model, TransferOptions(drums="drop"))
+        held = transfer_transcription(plain, timbre, model, options, release=True)
+        kept = transfer_transcription(plain, timbre, model, options)
+        np.testing.assert_array_equal(held.audio, kept.audio)
+        assert held.output_notes == kept.output_notes and held.onset_f1 == kept.onset_f1
     # the blocks: a mono part added into a stereo mix, scaled, from a shorter part
     y = np.ones((5, 2), np.float32)
     mixed = pipeline._sum_into(y, np.arange(3, dtype=np.float32), scale=2.0)
