@@ -488,13 +488,19 @@ def transfer_transcription(
             )
             if name != "bass":
                 rendered = checked
-        # the drums: read back from disk in blocks into the mix when they need no stretch, resampling or
-        # stem of their own; else as a whole
-        stream = spilled is not None and rate == 1.0 and song.drums_rate_hz == sr and not keep_stems
+        # the drums: read back from disk in blocks (and resampled so) into the mix when they need no stretch
+        # or stem of their own; else as a whole
+        stream = spilled is not None and rate == 1.0 and not keep_stems
         drums, drums_n, drums_rms = None, 0, 0.0
         if stream:
             assert spilled is not None
-            drums_n, drums_rms = spilled.shape[0], spilled.rms
+            drums_n = int(np.ceil(spilled.shape[0] * sr / song.drums_rate_hz))
+            drums_rms = spilled.rms
+            if song.drums_rate_hz != sr:  # a first pass for the level
+                energy = sum(
+                    float(np.dot(b, b.astype(np.float64))) for _, b in spilled.blocks(song.drums_rate_hz, sr)
+                )
+                drums_rms = float(np.sqrt(energy / max(drums_n, 1)))
         else:
             own = spilled.load() if spilled is not None else song.drums
             drums = None if own is None else _drums_stem(own, song.drums_rate_hz, rate, sr)  # own: read only
@@ -518,7 +524,7 @@ def transfer_transcription(
             level = rms(notes_mix) / max(drums_rms, 1e-12)
             level *= 10 ** ((song.drums_to_rest_db + options.drums_level_db) / 20)
             if stream and spilled is not None:
-                for start, block in spilled.blocks(MIX_BLOCK):
+                for start, block in spilled.blocks(song.drums_rate_hz, sr):
                     _sum_into(y[start:], block, scale=level)
             elif drums is not None:
                 _sum_into(y, drums, scale=level)
@@ -585,14 +591,21 @@ class _Spilled:
         self.file.close()
         return x
 
-    def blocks(self, rows: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
-        """(first row, the next `rows` rows) over the array, from the file."""
+    def blocks(self, from_hz: int, to_hz: int) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """(first sample, the samples that follow) over the array (mono audio at from_hz), read from the file in
+        blocks of MIX_BLOCK and resampled to to_hz as a stream: as resample(whole, from_hz, to_hz) gives it."""
+        import soxr
+
         self.file.seek(0)
-        per_row = int(np.prod(self.shape[1:]))
-        for start in range(0, self.shape[0], rows):
-            count = min(rows, self.shape[0] - start)
-            yield start, np.fromfile(self.file, self.dtype, count * per_row).reshape(count, *self.shape[1:])
-        self.file.close()
+        n, n_out = self.shape[0], int(np.ceil(self.shape[0] * to_hz / from_hz))
+        stream = soxr.ResampleStream(from_hz, to_hz, 1, dtype="float32", quality="HQ")
+        done = 0
+        for start in range(0, n, MIX_BLOCK):
+            block = np.fromfile(self.file, self.dtype, min(MIX_BLOCK, n - start))
+            if from_hz != to_hz:
+                block = stream.resample_chunk(block, last=start + MIX_BLOCK >= n)[: n_out - done]
+            yield done, block
+            done += len(block)
 
 
 MIX_BLOCK = 1 << 20  # samples mixed at once
