@@ -891,7 +891,7 @@ def _drums_setting(result: TransferResult, options: TransferOptions) -> str:
         return f"kept (level {options.drums_level_db:+g} dB{found})"
     if result.drums == "none found":
         return f"none found ({found[2:]}; --drums always keeps its percussive part anyway)"
-    return result.drums
+    return f"{result.drums} (--drums drop)" if result.drums == "not kept" else result.drums
 
 
 def _room_setting(timbre: FittedTimbre, acoustics: bool) -> str:

@@ -241,7 +241,7 @@ def test_split_at_takes_names_and_numbers():
 
 
 def test_stems_sum_to_the_output_and_the_drums_keep_the_groove(model):
-    from hybrid.pipeline import TransferOptions, transfer_audio
+    from hybrid.pipeline import TransferOptions, result_settings, transfer_audio
 
     b, sr_b = sf.read(EXAMPLES / "guitar.wav", dtype="float32")
     timbre = model.fit_timbre(b if b.ndim == 1 else b.mean(axis=1), sr_b, library=False)
@@ -256,6 +256,7 @@ def test_stems_sum_to_the_output_and_the_drums_keep_the_groove(model):
     assert {round(x.pitch_midi) for x in kept.parts["bass"].notes} <= {45}  # A2 is the bass line
     dropped = transfer_audio(y, SR, timbre, model, TransferOptions(drums="drop", score=False))
     assert dropped.drums == "not kept" and dropped.stems == {}
+    assert result_settings(dropped, TransferOptions(drums="drop"))["drums"] == "not kept (--drums drop)"
     out_sr = kept.sample_rate_hz
     t = np.arange(len(kept.audio)) / out_sr
     clicks = (t % 0.25 > 0.125) & (t % 0.25 < 0.135) & (t < 3.9)
