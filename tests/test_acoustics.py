@@ -143,6 +143,7 @@ def test_stereo_b_gives_a_stereo_transfer_and_dry_gives_mono(tmp_path, monkeypat
     assert sf.read(tmp_path / "d.wav")[0].ndim == 1
 
 
+@pytest.mark.slow  # (the default suite stays under 3 minutes)
 def test_the_timbre_file_keeps_the_acoustics(model, tmp_path):
     from hybrid.audio import load_audio
     from hybrid.calibration.timbre_file import load_timbre, save_timbre

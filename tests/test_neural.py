@@ -276,6 +276,7 @@ def test_a_long_piece_is_synthesised_span_by_span(renderer, monkeypatch):
     np.testing.assert_allclose(spans, whole, atol=1e-5)
 
 
+@pytest.mark.slow  # (the default suite stays under 3 minutes)
 def test_controls_written_over_the_features_equal_the_controls(renderer, monkeypatch):
     # controls_over_features, 300 frames at a time and over the features' own memory, against
     # controls_from_features on the whole, with an offset (as a fitted timbre renders)
