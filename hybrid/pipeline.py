@@ -445,7 +445,7 @@ def transfer_transcription(
     kept, and score the notes. `keep_stems` False: result.stems is left empty (the mix is built in the notes'
     own array, one copy of a long song fewer). `release`: the song's drums are let go once mixed (song.drums
     becomes None; the caller has no more use for them)."""
-    from hybrid.audio import loudness_gain, mono, resample, rms
+    from hybrid.audio import energy, loudness_gain, mono, resample, rms
     from hybrid.metrics import note_scores
     from hybrid.transcription import BP_SAMPLE_RATE_HZ, transcribe_audio
     from hybrid.transform import stretch_notes, transpose_notes
@@ -497,10 +497,8 @@ def transfer_transcription(
             drums_n = int(np.ceil(spilled.shape[0] * sr / song.drums_rate_hz))
             drums_rms = spilled.rms
             if song.drums_rate_hz != sr:  # a first pass for the level
-                energy = sum(
-                    float(np.dot(b, b.astype(np.float64))) for _, b in spilled.blocks(song.drums_rate_hz, sr)
-                )
-                drums_rms = float(np.sqrt(energy / max(drums_n, 1)))
+                total = sum(energy(b) for _, b in spilled.blocks(song.drums_rate_hz, sr))
+                drums_rms = float(np.sqrt(total / max(drums_n, 1)))
         else:
             own = spilled.load() if spilled is not None else song.drums
             drums = None if own is None else _drums_stem(own, song.drums_rate_hz, rate, sr)  # own: read only
