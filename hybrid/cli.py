@@ -298,6 +298,14 @@ def transfer(
             "--stems", help="Also write a folder of stems: one file per part and the drums, as mixed."
         ),
     ] = None,
+    score: Annotated[
+        bool,
+        typer.Option(
+            "--score/--no-score",
+            help="Transcribe the output again and print its note F1 against A's notes (--no-score: skip it, "
+            "half a second on a 30 s song; --report needs it).",
+        ),
+    ] = True,
     force: Force = False,
 ) -> None:
     """Play A's notes and rhythm with B's timbre; prints where the output went and its note F1 against A."""
@@ -321,6 +329,7 @@ def transfer(
         drums_level_db=drums_level,
         timbre_drums=timbre_drums,
         split_at=parse_note(split_at),
+        score=score,
     )
     if split_at is not None and bass_timbre is None:
         raise HybridError("--split-at needs --bass-timbre (the part under it is played with that timbre)")
@@ -342,7 +351,7 @@ def transfer(
             bass_timbre=bass_timbre,
             stems=stems,
         )
-    f1 = "n/a" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
+    f1 = "not scored (--no-score)" if result.onset_f1 is None else f"{result.onset_f1:.3f}"
     typer.echo(
         f"{result.output}: {len(result.notes)} notes at {result.notes.tempo_bpm:.1f} BPM (rate {result.rate:.3g}),"
         f" drums {result.drums}, note F1 vs A {f1}"

@@ -676,7 +676,7 @@ def transfer(
         if Path(timbre).suffix.lower() == ".timbre":
             raise HybridError(f"{timbre}: --report needs the timbre song's audio, not a fitted timbre")
         if not options.score:
-            raise HybridError("a report needs the scored transfer (scoring was switched off)")
+            raise HybridError("a report needs the transfer scored (scoring was switched off: --no-score)")
     laps = _Laps(progress)
     laps.start("loading")
     # both songs are read (and any problem with them reported) before the model is loaded; A at the
@@ -826,7 +826,7 @@ def transfer_report_html(
     from hybrid.report import ReportData, report_html
 
     if result.output_notes is None or result.output_tempo_bpm is None or result.output is None:
-        raise HybridError("a report needs the scored transfer (scoring was switched off)")
+        raise HybridError("a report needs the transfer scored (scoring was switched off: --no-score)")
     from hybrid.audio import mono, resample
 
     a, _ = load_audio(rhythm, sample_rate_hz=SAMPLE_RATE_HZ)

@@ -159,10 +159,13 @@ def test_transfer_end_to_end(tmp_path):
 
     a = transcribe(EXAMPLES / "trumpet.ogg")
     assert seq.tempo_bpm == pytest.approx(a.tempo_bpm, rel=1e-4) and len(seq) == len(a.notes)
-    # Same seed, same bytes; another seed, other noise.
-    for name, seed in (("again.wav", "3"), ("other.wav", "4")):
-        r = trumpet_as_guitar(tmp_path / name, "--seed", seed)
+    # Same seed, same bytes (unscored: the score only reads the output); another seed, other noise.
+    lines = {}
+    for name, seed, *extra in (("again.wav", "3", "--no-score"), ("other.wav", "4")):
+        r = trumpet_as_guitar(tmp_path / name, "--seed", seed, *extra)
         assert r.exit_code == 0, r.output
+        lines[name] = r.output.strip().splitlines()[-1]
+    assert lines["again.wav"].endswith("note F1 vs A not scored (--no-score)")
     assert (tmp_path / "again.wav").read_bytes() == out.read_bytes()
     other = tmp_path / "other.wav"
     assert other.read_bytes() != out.read_bytes()
@@ -214,6 +217,12 @@ def test_transfer_bad_options(tmp_path, args, message):
     r = trumpet_as_guitar(tmp_path / "o.wav", *args)
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_report_of_an_unscored_transfer_is_refused_before_any_work(tmp_path):
+    r = trumpet_as_guitar(tmp_path / "o.wav", "--no-score", "--report", tmp_path / "r.html")
+    assert r.exit_code == 1 and "a report needs the transfer scored" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unwritable_output_format_is_refused_before_any_work(tmp_path):
