@@ -1,6 +1,7 @@
 """Wall time and peak memory of `hybrid transfer`, side by side in one run: as shipped (note library where B
 has clean notes) fitting B, the same with B fitted before (`hybrid timbre fit`, as the cache gives a second
-transfer with the same B), with the decoder only (--no-library), and the plain pipeline (basic-pitch notes
+transfer with the same B), that without the score (--no-score: the output is not transcribed again), with the
+decoder only (--no-library), and the plain pipeline (basic-pitch notes
 played by the nearest FluidR3 GM program). A has drums, which hybrid keeps by default (`--drums keep`: the drum
 finder, the split, A less its drums transcribed); the last row drops them (A as it is). Each row is a fresh process, so imports and model loading are included and its
 peak resident memory is its own. The Python API rows time the call alone, with the model loaded, and give its
@@ -111,6 +112,7 @@ def main() -> None:
             rows = [
                 ("hybrid (as shipped), fitting B", [*transfer, str(b)]),
                 ("hybrid (as shipped), B fitted before", [*transfer, str(fitted)]),
+                ("hybrid --no-score, B fitted before", [*transfer, str(fitted), "--no-score"]),
                 ("hybrid --no-library, fitting B", [*transfer, str(b), "--no-library"]),
                 ("basic-pitch -> nearest GM program", [str(PYTHON), "-c", PLAIN, str(a), str(b)]),
                 (
