@@ -120,6 +120,8 @@ class Systems:
                 if rendered.plays_library
                 else "decoder"
                 if rendered.library is None
+                else f"decoder (check), {rendered.library_share:.0%} of the library under it"
+                if rendered.blends_library
                 else "decoder (check)"
             )
             self.player = played + ("" if rendered.use_room else ", room left out")

@@ -864,7 +864,7 @@ def result_settings(result: TransferResult, options: TransferOptions) -> dict[st
         "stretch rate": f"{result.rate:.4g}",
         "transpose (semitones)": str(options.transpose),
         "calibration": "on" if options.calibrate else "off (--no-calibrate)",
-        "played from": "the timbre song's note library" if result.timbre.plays_library else "the decoder",
+        "played from": result.timbre.player(),
         "acoustics": _room_setting(result.timbre, options.acoustics),
         "drums": _drums_setting(result, options),
         **(

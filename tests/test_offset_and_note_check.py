@@ -217,22 +217,26 @@ class _CountingRenderer:
 
 
 @pytest.mark.parametrize(
-    ("library_f1", "decoder_f1s", "plays_library", "share", "runs"),
+    ("library_f1", "decoder_f1s", "plays_library", "share", "runs", "library_share"),
     [
         # the library within 0.2 of the decoder without its offset: it plays; the offset is not checked (the
         # decoder plays no note), so the network runs once, without an offset
-        (0.70, [0.85], True, 1.0, [[None]]),
+        (0.70, [0.85], True, 1.0, [[None]], 0.0),
         # at 0.8 or more it plays whatever the decoder's F1, so the network does not run
-        (0.80, [], True, 1.0, []),
-        # 0.3 below: the decoder plays, and keeps the whole offset, which loses no note against the floor 0.85
-        (0.55, [0.85, 0.85], False, 1.0, [[None], [2.0, 1.0]]),
-        # ... and with half of it when the whole loses a note, none when half does too
-        (0.55, [0.85, 0.80, 0.85], False, 0.5, [[None], [2.0, 1.0]]),
-        (0.55, [0.85, 0.80, 0.84], False, 0.0, [[None], [2.0, 1.0]]),
+        (0.80, [], True, 1.0, [], 0.0),
+        # 0.3 below: the decoder plays, and keeps the whole offset, which loses no note against the floor 0.85;
+        # then the library's rendering goes under it at the largest share (0.3, 0.15, 0.08) that loses no note
+        # against the decoder as it plays (0.85): 0.3 does here
+        (0.55, [0.85, 0.85, 0.85], False, 1.0, [[None], [2.0, 1.0]], 0.3),
+        # ... and with half of the offset when the whole loses a note, none when half does too; 0.15 of the
+        # library when 0.3 loses a note, 0.08 when 0.15 does too, none when every share does
+        (0.55, [0.85, 0.80, 0.85, 0.80, 0.90], False, 0.5, [[None], [2.0, 1.0]], 0.15),
+        (0.55, [0.85, 0.80, 0.84, 0.80, 0.84, 0.85], False, 0.0, [[None], [2.0, 1.0]], 0.08),
+        (0.55, [0.85, 0.80, 0.84, 0.80, 0.84, 0.84], False, 0.0, [[None], [2.0, 1.0]], 0.0),
     ],
 )
 def test_the_library_is_held_to_the_decoder_without_its_offset(
-    monkeypatch, library_f1, decoder_f1s, plays_library, share, runs
+    monkeypatch, library_f1, decoder_f1s, plays_library, share, runs, library_share
 ):
     import sys
 
@@ -264,6 +268,7 @@ def test_the_library_is_held_to_the_decoder_without_its_offset(
     renderer = _CountingRenderer()
     out = note_check(renderer, melody([60, 64, 67]), timbre, transcriber=object())
     assert out.plays_library is plays_library
+    assert out.library_share == library_share and out.blends_library is (library_share > 0)
     assert completed == ([] if plays_library else [True])
     assert (out.pending is None) is not plays_library
     assert renderer.calls == runs
@@ -272,6 +277,35 @@ def test_the_library_is_held_to_the_decoder_without_its_offset(
     else:
         np.testing.assert_allclose(out.offset, offset * share)
     assert next(scripted, None) is None  # every scripted F1 was asked for, no more
+
+
+def test_the_library_goes_under_the_decoder_at_its_share_and_the_decoders_loudness():
+    # render_timbre with the decoder playing and library_share 0.25: 0.75 of the decoder's rendering and 0.25 of
+    # the library's brought to the decoder's RMS (computed here with numpy), the library's the longer one
+    from hybrid.calibration import render_timbre
+
+    t = np.arange(SR // 2) / SR
+    decoded = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+    class _Decoder:
+        def render(self, notes, embedding, offset, seed=0, tail_s=1.0):
+            return decoded.copy()
+
+    timbre = FittedTimbre(
+        np.ones(4, np.float32), library=_ScriptedLibrary(), use_library=False, library_share=0.25
+    )
+    assert timbre.blends_library and not timbre.plays_library
+    assert timbre.player() == "the decoder, with 25% of the note library under it"
+    y = render_timbre(_Decoder(), melody([60]), timbre, SR, acoustics=False)
+    library = np.full(SR, 0.5)  # _ScriptedLibrary's rendering, a second long
+    gain = np.sqrt(np.mean(decoded.astype(np.float64) ** 2)) / 0.5
+    want = 0.25 * gain * library
+    want[: len(decoded)] += 0.75 * decoded
+    assert y.shape == (SR,)
+    np.testing.assert_allclose(y, want, atol=1e-6)
+    # share 0 (the check found that every share loses a note): the decoder alone, as before
+    alone = render_timbre(_Decoder(), melody([60]), replace(timbre, library_share=0.0), SR, acoustics=False)
+    np.testing.assert_array_equal(alone, decoded)
 
 
 @pytest.mark.parametrize(("wet_f1", "kept"), [(0.9, True), (0.95, True), (0.85, False)])

@@ -64,6 +64,9 @@ class FittedTimbre:
     no_offset_correction: Correction | None = None  # measured without the offset
     library: NoteLibrary | None = None  # the timbre song's clean notes, when it has any
     use_library: bool = True  # False: the note check found that the library loses these notes
+    # when the decoder plays (use_library False): the share of the library's rendering mixed under it, at the
+    # decoder's loudness (the note check's choice: as much as these notes allow; 0: none)
+    library_share: float = 0.0
     use_room: bool = True  # False: the note check found that B's room hides these notes
     acoustics: Acoustics | None = None  # B's room, noise floor and width, with the room fitted per player
     high_band: HighBand | None = None  # B's balance above 8 kHz, for the decoder's band extension
@@ -75,6 +78,19 @@ class FittedTimbre:
     def plays_library(self) -> bool:
         """Whether a rendering plays from the note library (else the decoder plays)."""
         return self.library is not None and self.use_library
+
+    @property
+    def blends_library(self) -> bool:
+        """Whether the decoder plays with the library's rendering mixed under it (library_share of it)."""
+        return self.library is not None and not self.use_library and self.library_share > 0.0
+
+    def player(self) -> str:
+        """Who plays, in words (the report, the web page)."""
+        if self.plays_library:
+            return "the timbre song's note library"
+        if self.blends_library:
+            return f"the decoder, with {self.library_share:.0%} of the note library under it"
+        return "the decoder"
 
     def room(self) -> Room | None:
         """The room a rendering adds (None when there are no acoustics, or the note check left the room out)."""
@@ -138,6 +154,21 @@ def half_offset(offset: Offset) -> Offset:
     return (offset * 0.5).astype(np.float32)
 
 
+def blend_under(
+    y: npt.NDArray[np.float32], under: npt.NDArray[np.float32], share: float
+) -> npt.NDArray[np.float32]:
+    """(1 - share) of y and `share` of `under` brought to y's loudness (RMS), in y's array when they are as long
+    (else a new one as long as the longer; mono)."""
+    from hybrid.audio import rms
+
+    gain = rms(y) / max(rms(under), 1e-12)  # each rendering's loudness over its own length
+    if len(y) < len(under):
+        y = np.pad(y, (0, len(under) - len(y)))
+    y *= np.float32(1.0 - share)
+    y[: len(under)] += np.float32(share * gain) * under
+    return y
+
+
 def render_fitted(
     renderer: Renderer,
     notes: NoteSequence,
@@ -179,6 +210,10 @@ def render_timbre(
             from hybrid.calibration.bandwidth import extend_band
 
             y = extend_band(y, sample_rate_hz, timbre.high_band, inplace=True)  # above 8 kHz, at B's balance
+        if timbre.blends_library:
+            assert timbre.library is not None
+            lib = timbre.library.render(notes, sample_rate_hz, tail_s, seed, made=made)
+            y = blend_under(y, lib, timbre.library_share)
     room = timbre.room()
     if not acoustics or room is None or timbre.acoustics is None:
         return y

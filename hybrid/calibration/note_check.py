@@ -39,6 +39,10 @@ CHECK_ONSET_S = 0.1  # where the window's first onset is moved to
 LIBRARY_TOLERANCE = 0.2
 # B's room is kept when the window's onset F1 in it is at least the dry rendering's less this.
 ROOM_TOLERANCE = 0.0
+# When the decoder plays because the library loses notes, the largest of these shares of the library's
+# rendering is mixed under the decoder's whose window loses no note (CHECK_TOLERANCE) against the decoder
+# alone: B's own recorded sound, as far as the notes allow.
+LIBRARY_SHARES = (0.3, 0.15, 0.08)
 
 
 def check_window(notes: NoteSequence, seconds: float = CHECK_S) -> NoteSequence:
@@ -101,11 +105,13 @@ def note_check(
             # the decoder plays: its offset, corrections and room, when the fit left them for now
             timbre = complete_timbre(renderer, timbre, transcriber)
             checked, rendered = _offset_check(renderer, window, timbre, transcriber, seed, floor)
-            checked = replace(checked, use_library=False)
-            if not acoustics:
-                return checked
             # without the offset, the rendering is the floor's
             rendered = rendered or (floor_mix, floor)
+            checked, rendered = _blend_check(
+                replace(checked, use_library=False), rendered, dry, rate, window, transcriber
+            )
+            if not acoustics:
+                return checked
             return _decoder_room_check(renderer, window, checked, rendered, transcriber, seed)
     with_library = replace(timbre, use_library=True)
     if not acoustics:
@@ -122,6 +128,30 @@ def _decoder_window(
     (mix,) = renderer.mixes(window, timbre.embedding, [timbre.scaled_offset(strength)], seed)
     mix = timbre.corrected(mix, strength)
     return mix, _window_f1(mix, SAMPLE_RATE_HZ, window, transcriber)
+
+
+def _blend_check(
+    timbre: FittedTimbre,
+    rendered: tuple[npt.NDArray[np.float32], float],
+    library_window: npt.NDArray[np.float32],
+    library_rate_hz: int,
+    window: NoteSequence,
+    transcriber: Transcriber,
+) -> tuple[FittedTimbre, tuple[npt.NDArray[np.float32], float]]:
+    """The decoder's timbre with the largest of LIBRARY_SHARES of the library's rendering mixed under it whose
+    window keeps the decoder's onset F1 (less CHECK_TOLERANCE), and that window's rendering and F1; the timbre
+    and `rendered` (the decoder's window and F1) as they are when every share loses a note."""
+    from hybrid.audio import resample
+    from hybrid.calibration.fitted import blend_under
+
+    mix, f1 = rendered
+    under = resample(library_window, library_rate_hz, SAMPLE_RATE_HZ)
+    for share in LIBRARY_SHARES:
+        blend = blend_under(mix.copy(), under, share)
+        blend_f1 = _window_f1(blend, SAMPLE_RATE_HZ, window, transcriber)
+        if blend_f1 >= f1 - CHECK_TOLERANCE:
+            return replace(timbre, library_share=share), (blend, blend_f1)
+    return timbre, rendered
 
 
 def _room_to_check(timbre: FittedTimbre) -> Room | None:
