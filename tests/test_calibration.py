@@ -132,6 +132,7 @@ def test_the_loudest_stretch_of_a_long_song_is_found_block_by_block(monkeypatch)
     np.testing.assert_allclose(fit._energy_before(y, positions), energy[positions], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_renderer_calibrates_on_the_timbre_songs_own_notes(renderer, transcriber):
     guitar, _ = librosa.load(EXAMPLES / "guitar.wav", sr=SR)
     t = fit_timbre(renderer, guitar, transcriber=transcriber)

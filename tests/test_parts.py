@@ -108,6 +108,7 @@ def test_a_long_song_is_heard_through_three_excerpts(monkeypatch):
     assert heard == [30 * 22_050] * 3
 
 
+@pytest.mark.slow
 def test_a_solo_with_drums_keep_is_left_as_it_is(model):
     from hybrid.audio import load_audio
     from hybrid.pipeline import TransferOptions, result_settings, transfer_audio
@@ -136,6 +137,7 @@ def test_split_in_place_is_the_same_split():
     np.testing.assert_allclose(whole.rest + whole.percussive, a, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_mix_built_without_stems_is_the_mix_with_them(model, monkeypatch):
     # a transfer that writes no stems mixes the drums into the notes' own array, in blocks; the same mix
     # (two parts: the bass line in its own timbre, and the rest)
@@ -240,6 +242,7 @@ def test_split_at_takes_names_and_numbers():
         parse_note("H9")
 
 
+@pytest.mark.slow
 def test_stems_sum_to_the_output_and_the_drums_keep_the_groove(model):
     from hybrid.pipeline import TransferOptions, result_settings, transfer_audio
 

@@ -233,6 +233,7 @@ def test_bad_requests_get_one_line_beside_their_field(client):
     assert "http" not in page.text.replace("http-equiv", "")  # no outside address in the page
 
 
+@pytest.mark.slow
 def test_the_bass_line_in_a_third_songs_sound_from_the_page(client, model, tmp_path):
     # The page's optional bass song: the job plays the bass line (the notes under C4) in its sound, exactly as
     # the Python API does with bass_timbre, and says so.

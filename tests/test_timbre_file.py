@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_a_timbre_file_gives_the_same_transfer_as_the_song(tmp_path):
     fitted = tmp_path / "guitar.timbre"
     r = run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted, "--seed", "2")
@@ -147,6 +149,7 @@ def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_a_deferred_fit_completes_to_the_full_fit_also_from_its_file(tmp_path, model):
     # A transfer fits B with what only the decoder uses (offset, corrections, room) deferred until the note
     # check finds that the decoder plays; completed, in memory or read back from its (cache) file, the timbre

@@ -275,6 +275,7 @@ def test_render_midi_writes_what_it_wrote_before_the_restructuring(tmp_path):
     np.testing.assert_allclose(y, read_golden("render_guitar_notes_trumpet_seed0.wav"), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_transfer_on_arrays_is_the_transfer_of_files(model, tmp_path):
     # The same transfer through the file-level API and through transfer_audio with the model loaded once; both
     # give what `hybrid transfer --seed 3` wrote before the restructuring (the decoder at 16 kHz then, dry).
