@@ -159,6 +159,7 @@ class Outputs:
         if output is None:
             return None
         out = check_output_path(output, self.inputs, self.force, self.paths, folder)
+        sweep_once(out.parent)  # what killed runs left there goes now, not only when this run gets to write
         self.paths.append(out)
         if folder:
             self.folders.add(out)

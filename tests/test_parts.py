@@ -32,6 +32,7 @@ def song_with_drums(seconds: float = 4.0) -> np.ndarray:
     return (tones + clicks).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_the_clicks_go_to_the_drums_and_the_tones_stay():
     y = song_with_drums()
     d = split_drums(y, SR)

@@ -187,6 +187,7 @@ def test_uploads_are_checked_at_once_and_kept_in_the_servers_folder(client, tmp_
     assert sorted(p.name for p in (server.root / "uploads").iterdir()) == [stored.name]
 
 
+@pytest.mark.slow
 def test_a_transfer_from_the_page_writes_what_the_cli_writes(client, tmp_path):
     from hybrid.cli import app
 

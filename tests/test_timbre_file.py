@@ -91,6 +91,7 @@ def test_a_timbre_song_in_the_cache_is_not_decoded_again(tmp_path, timbre_cache,
     np.testing.assert_array_equal(first.audio, third.audio)
 
 
+@pytest.mark.slow
 def test_a_foreign_or_damaged_timbre_file_is_refused_in_one_line(tmp_path, tiny_checkpoint):
     fitted = tmp_path / "g.timbre"
     assert run("timbre", "fit", EXAMPLES / "guitar.wav", "-o", fitted).exit_code == 0
@@ -120,6 +121,7 @@ def test_a_foreign_or_damaged_timbre_file_is_refused_in_one_line(tmp_path, tiny_
     assert r.exit_code == 1 and ".timbre" in r.output
 
 
+@pytest.mark.slow
 def test_the_timbre_file_records_what_it_was_fitted_from(tmp_path):
     from safetensors import safe_open
 

@@ -262,8 +262,15 @@ def build_dataset(
     if not insts:
         raise HybridError("no instruments to build: the programs given are all drums or effects")
     splits = assign_splits(insts, config)
+    from hybrid.outputs import sweep_once
+
     for s in SPLITS:
         (split_dir(root, s) / "audio").mkdir(parents=True, exist_ok=True)
+        for folder in (split_dir(root, s), split_dir(root, s) / "audio"):
+            sweep_once(
+                folder
+            )  # the notes a killed build was writing go before any work, not at the first write
+    sweep_once(root)
     jobs = []
     for sf_path in sorted({i.soundfont for i in insts}):
         mine = [i for i in insts if i.soundfont == sf_path]
