@@ -63,7 +63,9 @@ def read_pairs(csv_path: str | os.PathLike[str]) -> list[Pair]:
     for i, pair in enumerate(pairs, 2):
         for path in (pair.rhythm, pair.timbre, pair.notes):
             if path is not None and not path.is_file():
-                raise HybridError(f"{path}: file not found (named on line {i} of {p})")
+                # a quoted name may hold a line break: quoted, so that the message stays one line
+                shown = str(path) if str(path).isprintable() else repr(str(path))
+                raise HybridError(f"{shown}: file not found (named on line {i} of {p})")
     if not pairs:
         raise HybridError(f"{p}: no pairs")
     return pairs

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -557,6 +557,7 @@ def test_any_note_list_reads_or_is_refused_in_one_line(tmp_path, rows):
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.sampled_from(list('ab,"\n\r \t.wv')), max_size=60))
+@example(text='"a\na",a')  # a quoted file name with a line break (found by this test in CI)
 def test_any_pair_list_reads_or_is_refused_in_one_line(tmp_path, text):
     from hybrid.evaluate import read_pairs
 
