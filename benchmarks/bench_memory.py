@@ -11,7 +11,8 @@ With --cache DIR, fitted timbres are cached in DIR (else the cache is off): run 
 reads B's fit from there, as a second transfer with the same B does.
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
-          [--long rhythm|timbre] [--cd] [--song trumpet.ogg] [--no-library] [--cache DIR] [--drums keep|drop]
+          [--long rhythm|timbre] [--cd] [--song trumpet.ogg] [--timbre vibe_ace.ogg] [--no-library]
+          [--cache DIR] [--drums keep|drop]
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def main() -> None:
     ap.add_argument("--drums", default="keep", choices=("keep", "drop"), help="--drums (keep: the default)")
     ap.add_argument(
         "--song", default="vibe_ace.ogg", help="the example looped (trumpet.ogg: a solo, no drums)"
+    )
+    ap.add_argument(
+        "--timbre",
+        default="trumpet.ogg",
+        help="the example that is the short song (vibe_ace.ogg: the decoder plays)",
     )
     ap.add_argument("--cd", action="store_true", help="a long A as a CD rip too (44.1 kHz stereo, as B is)")
     ap.add_argument("--cache", default="", help="cache fitted timbres in this folder (default: no cache)")
@@ -77,7 +83,7 @@ def main() -> None:
             y = np.stack([y, 0.8 * np.roll(y, sr // 100)], axis=1)
         sf.write(long, y, sr)
         del y
-        short = ROOT / "examples" / "trumpet.ogg"
+        short = ROOT / "examples" / args.timbre
         a, b = (long, short) if args.long == "rhythm" else (short, long)
         stage["now"] = "loading the model"
         model = load_model()
