@@ -323,7 +323,7 @@ class Server:
             "tempo_bpm": round(result.notes.tempo_bpm, 1),
             "rate": round(result.rate, 4),
             "note_f1": None if result.onset_f1 is None else round(result.onset_f1, 3),
-            "played_from": result.timbre.player().replace("the timbre song's", "B's"),
+            "played_from": result.timbre.player("B"),
             "drums": result.drums,
             "bass": job.bass_name if result.parts else None,
             "duration_s": round(len(result.audio) / result.sample_rate_hz, 2),

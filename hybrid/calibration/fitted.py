@@ -84,10 +84,10 @@ class FittedTimbre:
         """Whether the decoder plays with the library's rendering mixed under it (library_share of it)."""
         return self.library is not None and not self.use_library and self.library_share > 0.0
 
-    def player(self) -> str:
-        """Who plays, in words (the report, the web page)."""
+    def player(self, song: str = "the timbre song") -> str:
+        """Who plays, in words (the report; the web page, which calls the timbre song B)."""
         if self.plays_library:
-            return "the timbre song's note library"
+            return f"{song}'s note library"
         if self.blends_library:
             return f"the decoder, with {self.library_share:.0%} of the note library under it"
         return "the decoder"

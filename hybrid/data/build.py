@@ -250,6 +250,7 @@ def build_dataset(
 ) -> BuildReport:
     """Render the set into out_root (NSynth layout) and write each split's examples.json at the end."""
     from hybrid.data.soundfont import SoundFontRenderer
+    from hybrid.outputs import sweep_once
 
     root = Path(out_root)
     if root.exists() and not root.is_dir():
@@ -262,15 +263,15 @@ def build_dataset(
     if not insts:
         raise HybridError("no instruments to build: the programs given are all drums or effects")
     splits = assign_splits(insts, config)
-    from hybrid.outputs import sweep_once
-
     for s in SPLITS:
         (split_dir(root, s) / "audio").mkdir(parents=True, exist_ok=True)
-        for folder in (split_dir(root, s), split_dir(root, s) / "audio"):
-            sweep_once(
-                folder
-            )  # the notes a killed build was writing go before any work, not at the first write
-    sweep_once(root)
+    # what a killed build was writing (notes, indexes, build_info.json) goes before any work, not at the first write
+    for folder in (
+        root,
+        *(split_dir(root, s) for s in SPLITS),
+        *(split_dir(root, s) / "audio" for s in SPLITS),
+    ):
+        sweep_once(folder)
     jobs = []
     for sf_path in sorted({i.soundfont for i in insts}):
         mine = [i for i in insts if i.soundfont == sf_path]
