@@ -109,10 +109,12 @@ def test_bad_sample_options_are_refused(tmp_path):
 
 
 SFZ = """
-// a sketch of an sfzinstruments-style layout: defines, an include, a default path, groups and regions
+// a sketch of an sfzinstruments-style layout: defines, an include named through one, a default path, groups
+// and regions
 #define $VELTOP 90
+#define $MAP mapping
 <control> default_path=samples\\
-#include "mapping.sfz"
+#include "$MAP.sfz"
 """
 MAPPING = """
 /* the soft layer */

@@ -8,7 +8,8 @@ followed by `opcode=value` pairs; a region inherits what the headers above it se
 - the pitch: `pitch_keycenter`, else `key`, else a region of one key (`lokey` = `hikey`); numbers or names
   (c4 = 60, as SFZ spells them; `c#4`, `db4`); none: the builder reads the sample's name or measures it;
 - the velocity: `hivel` (the top of the region's layer; 127 when unset);
-- `#define $NAME value` and `#include "file"` (relative to the including file's folder, at most 16 deep);
+- `#define $NAME value` and `#include "file"` (from the top file's folder, else the including file's; a
+  path may name a define; at most 16 deep);
 - `//` and `/* */` comments. Regions played on release (`trigger=release`, `release_key`) are skipped.
 Everything else (envelopes, filters, round robins, curves, effects) is ignored: the builder keeps each
 recording as it is.
@@ -54,8 +55,9 @@ def sfz_note(value: str) -> int | None:
     return n if 0 <= n <= 127 else None
 
 
-def _source(path: Path, depth: int = 0) -> str:
-    """The file's text, comments removed, #include'd files read in place."""
+def _source(path: Path, depth: int = 0, top: Path | None = None) -> str:
+    """The file's text, comments removed, #include'd files read in place: found, as sforzando finds them,
+    from the folder of the top file (`top`), else from the including file's."""
     if depth > MAX_INCLUDE_DEPTH:
         raise HybridError(f"{path}: #include nested more than {MAX_INCLUDE_DEPTH} deep")
     try:
@@ -66,7 +68,15 @@ def _source(path: Path, depth: int = 0) -> str:
     text = re.sub(r"//[^\n]*", "", text)
 
     def include(m: re.Match[str]) -> str:
-        return "\n" + _source(path.parent / m.group(1).replace("\\", "/"), depth + 1) + "\n"
+        # a path may name a #define made above it (`#define $DIR Data` then `#include "$DIR/x.sfz"`)
+        defined = dict(re.findall(r"#define\s+(\$\w+)\s+(\S+)", text[: m.start()]))
+        name = m.group(1)
+        for key in sorted(defined, key=len, reverse=True):
+            name = name.replace(key, defined[key])
+        name = name.replace("\\", "/")
+        root = path.parent if top is None else top
+        found = root / name if (root / name).exists() else path.parent / name
+        return "\n" + _source(found, depth + 1, root) + "\n"
 
     return re.sub(r'#include\s+"([^"]+)"', include, text)
 
