@@ -15,7 +15,7 @@ Reported per system, in one run:
   truths), top-1 / top-3 against the instrument of B; chance is 1/n and 3/n for n instruments.
 
 Run:  .venv/bin/python benchmarks/bench_real.py [--systems hybrid,nearest-gm,b-sampler,copy-a,copy-b]
-          [--instruments DIR] [--max-a 4] [--max-instruments 0] [--json-out FILE]
+          [--instruments DIR] [--max-a 4] [--max-instruments 0] [--json-out FILE] [--checkpoint DIR]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def instruments(folder: Path, limit: int) -> list[tuple[str, Path, Path]]:
 
 
 class Systems:
-    def __init__(self, names: list[str], transcriber: Transcriber) -> None:
+    def __init__(self, names: list[str], transcriber: Transcriber, checkpoint: str | None = None) -> None:
         self.names, self.tr = names, transcriber
         self.model = self.lookup = None
         self.played_from_library = 0
@@ -76,7 +76,7 @@ class Systems:
             from hybrid.neural.renderer import Renderer
             from hybrid.pipeline import Model
 
-            self.model = Model(Renderer.load(None, "cpu"), transcriber)
+            self.model = Model(Renderer.load(checkpoint, "cpu"), transcriber)
         if "nearest-gm" in names:
             from hybrid.baselines import GMLookup
 
@@ -143,10 +143,11 @@ def main() -> None:
     ap.add_argument("--max-a", type=int, default=len(A_SONGS))
     ap.add_argument("--max-instruments", type=int, default=0, help="0: all with two or more recordings")
     ap.add_argument("--json-out", default=None)
+    ap.add_argument("--checkpoint", default=None, help="the hybrids' model (default: the shipped one)")
     args = ap.parse_args()
     names = [s for s in args.systems.split(",") if s]
     tr = Transcriber()
-    systems = Systems(names, tr)
+    systems = Systems(names, tr, args.checkpoint)
     insts = instruments(Path(args.instruments), args.max_instruments)
     songs = []
     for p in [p for p in A_SONGS if p.exists()][: args.max_a]:

@@ -57,20 +57,27 @@ def band_centres_hz() -> npt.NDArray[np.float64]:
     return _band_edges_hz()[1:-1]
 
 
-@lru_cache(maxsize=1)
-def mel_filterbank() -> npt.NDArray[np.float64]:
-    """(N_BANDS, N_FFT // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1."""
+def _n_fft(sample_rate_hz: int) -> int:
+    """The frame at this rate that lasts as long as N_FFT at 16 kHz (and its hop, HOP's)."""
+    return N_FFT * sample_rate_hz // SAMPLE_RATE_HZ
+
+
+@lru_cache(maxsize=4)
+def mel_filterbank(sample_rate_hz: int = SAMPLE_RATE_HZ) -> npt.NDArray[np.float64]:
+    """(N_BANDS, n_fft // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1 (bins of an N_FFT
+    frame at 16 kHz, or of as long a frame at `sample_rate_hz`)."""
     edges = _band_edges_hz()
-    freqs = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE_HZ / N_FFT
+    n_fft = _n_fft(sample_rate_hz)
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate_hz / n_fft
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     return np.clip(np.minimum((freqs[None] - lo) / (mid - lo), (hi - freqs[None]) / (hi - mid)), 0.0, None)
 
 
-@lru_cache(maxsize=1)
-def _band_to_bin() -> npt.NDArray[np.float64]:
+@lru_cache(maxsize=4)
+def _band_to_bin(sample_rate_hz: int = SAMPLE_RATE_HZ) -> npt.NDArray[np.float64]:
     """(bins, N_BANDS): a bin's gain is the filter-weighted mean of its bands' gains; bins below the first
-    band's centre take the first band's, above the last band's centre the last band's."""
-    fb = mel_filterbank()
+    band's centre take the first band's, above the last band's centre (8 kHz) the last band's."""
+    fb = mel_filterbank(sample_rate_hz)
     w = fb / np.maximum(fb.sum(axis=0, keepdims=True), 1e-12)
     covered = np.nonzero(fb.sum(axis=0) > 1e-6)[0]
     w[:, : covered[0]] = 0.0
@@ -157,8 +164,11 @@ class Correction:
 
         return np.asarray(idct(self.shift, type=2, norm="ortho")) * self.weight
 
-    def apply(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The corrected audio (same length); audio too short or too quiet to measure is returned as it is.
+    def apply(
+        self, audio: npt.NDArray[np.float32], sample_rate_hz: int | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The corrected audio (same length; 16 kHz, or `sample_rate_hz` with frames of the same duration and
+        the top band's gain above it); audio too short or too quiet to measure is returned as it is.
         What scipy's stft -> gains -> istft gives, made APPLY_BLOCK_FRAMES frames at a time, so that memory
         does not grow with the song beyond the cepstra: the song's frames are read twice, once for the
         statistics over all its audible frames, once to apply the gains (overlap-added into the output)."""
@@ -166,16 +176,18 @@ class Correction:
         from scipy.fft import dct, idct, irfft, rfft
         from scipy.signal import get_window
 
-        if len(audio) < N_FFT or not np.any(audio):
+        rate = SAMPLE_RATE_HZ if sample_rate_hz is None else sample_rate_hz
+        n_fft, hop = _n_fft(rate), HOP * rate // SAMPLE_RATE_HZ
+        if len(audio) < n_fft or not np.any(audio):
             return audio
-        win = get_window("hann", N_FFT)
-        padded, n_frames = _frame_source(audio)
+        win = get_window("hann", n_fft)
+        padded, n_frames = _frame_source(audio, n_fft, hop)
 
         def spectra(j0: int, j1: int) -> npt.NDArray[np.complex128]:
-            frames = sliding_window_view(padded[j0 * HOP : (j1 - 1) * HOP + N_FFT], N_FFT)[::HOP]
+            frames = sliding_window_view(padded[j0 * hop : (j1 - 1) * hop + n_fft], n_fft)[::hop]
             return np.asarray(rfft(frames * win, axis=1).T / win.sum())
 
-        fb = mel_filterbank()
+        fb = mel_filterbank(rate)
         level = np.empty((fb.shape[0], n_frames))
         frame_db = np.empty(n_frames)
         for j0 in range(0, n_frames, APPLY_BLOCK_FRAMES):
@@ -189,7 +201,7 @@ class Correction:
         if audible.sum() < MIN_FRAMES:
             return audio
         mean = c[:, audible].mean(axis=1, keepdims=True)
-        to_bin = _band_to_bin()
+        to_bin = _band_to_bin(rate)
         out = np.zeros(len(padded), np.float32)  # single precision: four frames overlap-added (tested)
         norm = np.zeros(len(padded), np.float32)
         win2 = win**2
@@ -200,21 +212,23 @@ class Correction:
             gain_db = idct(target - cb, type=2, norm="ortho", axis=0) * self.weight[:, None]
             gain_db = np.clip(gain_db, -MAX_GAIN_DB, MAX_GAIN_DB)
             spec = spectra(j0, j1) * 10 ** ((to_bin @ gain_db) / 20)
-            frames = irfft(spec.T * win.sum(), n=N_FFT, axis=1) * win
+            frames = irfft(spec.T * win.sum(), n=n_fft, axis=1) * win
             for k, j in enumerate(range(j0, j1)):
-                out[j * HOP : j * HOP + N_FFT] += frames[k]
-                norm[j * HOP : j * HOP + N_FFT] += win2
+                out[j * hop : j * hop + n_fft] += frames[k]
+                norm[j * hop : j * hop + n_fft] += win2
         out /= np.where(norm > 1e-10, norm, np.float32(1.0))
-        half = N_FFT // 2
+        half = n_fft // 2
         return np.asarray(out[half : half + len(audio)], np.float32)
 
 
-def _frame_source(audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
+def _frame_source(
+    audio: npt.NDArray[np.float32], n_fft: int = N_FFT, hop: int = HOP
+) -> tuple[npt.NDArray[np.float32], int]:
     """The audio as scipy's stft(boundary="even", padded=True) frames it: extended by half a frame at each end
     (mirrored about the end samples), then zero-padded to a whole number of hops; and the number of frames."""
     x = np.asarray(audio, np.float32)  # each block of frames is taken to double precision as it is read
-    half = N_FFT // 2
+    half = n_fft // 2
     ext = np.concatenate([x[half:0:-1], x, x[-2 : -(half + 2) : -1]])
-    extra = (-(len(ext) - N_FFT) % HOP) % N_FFT
+    extra = (-(len(ext) - n_fft) % hop) % n_fft
     ext = np.concatenate([ext, np.zeros(extra, np.float32)])
-    return ext, (len(ext) - N_FFT) // HOP + 1
+    return ext, (len(ext) - n_fft) // hop + 1

@@ -126,11 +126,14 @@ class FittedTimbre:
         """The offset a rendering at this strength uses."""
         return self.offset * strength if self.offset is not None and strength > 0.0 else None
 
-    def corrected(self, mix: npt.NDArray[np.float32], strength: float) -> npt.NDArray[np.float32]:
-        """The decoder's mix with the correction applied at this strength (unchanged without one)."""
+    def corrected(
+        self, mix: npt.NDArray[np.float32], strength: float, sample_rate_hz: int | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The decoder's mix (16 kHz unless `sample_rate_hz` says) with the correction applied at this strength
+        (unchanged without one)."""
         if self.correction is None or strength <= 0.0:
             return mix
-        return self.correction.scaled(strength).apply(mix)
+        return self.correction.scaled(strength).apply(mix, sample_rate_hz)
 
     def summary(self, notes: NoteSequence) -> CalibrationSummary | None:
         """The calibration as applied to these notes, for the report (None when uncalibrated)."""
@@ -175,12 +178,14 @@ def render_fitted(
     timbre: FittedTimbre,
     seed: int = 0,
     tail_s: float = RELEASE_TAIL_S,
+    full_band: bool = False,
 ) -> npt.NDArray[np.float32]:
     """Mono audio of the notes with a fitted timbre: the decoder's mix with the offset, then the correction,
-    both as far as `FittedTimbre.strength` trusts them for these notes."""
+    both as far as `FittedTimbre.strength` trusts them for these notes. At 16 kHz, or with `full_band` at the
+    decoder's own rate (renderer.sample_rate_hz)."""
     strength = timbre.strength(notes)
-    mix = renderer.render(notes, timbre.embedding, timbre.scaled_offset(strength), seed, tail_s)
-    return timbre.corrected(mix, strength)
+    mix = renderer.render(notes, timbre.embedding, timbre.scaled_offset(strength), seed, tail_s, full_band)
+    return timbre.corrected(mix, strength, renderer.sample_rate_hz if full_band else None)
 
 
 def render_timbre(
@@ -195,8 +200,8 @@ def render_timbre(
 ) -> npt.NDArray[np.float32]:
     """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
     (and the note check kept it; its partials made for the check's window are taken from `made`), else by the
-    decoder (render_fitted, resampled from its SAMPLE_RATE_HZ, its band above 8 kHz filled at B's balance:
-    hybrid.calibration.bandwidth); then, with `acoustics`, put in the timbre song's fitted room (mono, or
+    decoder (render_fitted: a full-band decoder at its own rate; a 16 kHz one with its band above 8 kHz filled
+    at B's balance, hybrid.calibration.bandwidth; resampled to `sample_rate_hz`); then, with `acoustics`, put in the timbre song's fitted room (mono, or
     (n, 2) for a stereo timbre song)."""
     if timbre.plays_library:
         assert timbre.library is not None
@@ -205,8 +210,10 @@ def render_timbre(
         from hybrid.audio import resample
         from hybrid.constants import SAMPLE_RATE_HZ
 
-        y = resample(render_fitted(renderer, notes, timbre, seed, tail_s), SAMPLE_RATE_HZ, sample_rate_hz)
-        if timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
+        full = renderer.full_band
+        rate = renderer.sample_rate_hz if full else SAMPLE_RATE_HZ
+        y = resample(render_fitted(renderer, notes, timbre, seed, tail_s, full), rate, sample_rate_hz)
+        if not full and timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
             from hybrid.calibration.bandwidth import extend_band
 
             y = extend_band(y, sample_rate_hz, timbre.high_band, inplace=True)  # above 8 kHz, at B's balance

@@ -76,9 +76,9 @@ class Example:
     audio_path: Path
     record: dict[str, object]
 
-    def load(self) -> npt.NDArray[np.float32]:
-        """The note's audio, float32 in [-1, 1] at SAMPLE_RATE_HZ (the decoder's rate; a note stored at another
-        rate, such as the builder's 44.1 kHz, is resampled)."""
+    def load(self, sample_rate_hz: int = SAMPLE_RATE_HZ) -> npt.NDArray[np.float32]:
+        """The note's audio, float32 in [-1, 1] at `sample_rate_hz` (by default the 16 kHz decoder's; a note
+        stored at another rate, such as the builder's 44.1 kHz, is resampled)."""
         import soundfile as sf
 
         try:
@@ -88,10 +88,10 @@ class Example:
                 raise HybridError(f"{self.audio_path}: audio file missing") from None
             raise HybridError(f"{self.audio_path}: cannot read audio ({type(exc).__name__})") from None
         y = y.mean(axis=1)
-        if sr != SAMPLE_RATE_HZ:
+        if sr != sample_rate_hz:
             from hybrid.audio import resample
 
-            return resample(y, sr, SAMPLE_RATE_HZ)
+            return resample(y, sr, sample_rate_hz)
         return y
 
 

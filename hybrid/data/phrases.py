@@ -64,9 +64,11 @@ def assemble_phrase(
     audio: Sequence[npt.NDArray[np.float32]],
     release_s: float = 0.5,
     fade_s: float = 0.01,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> npt.NDArray[np.float32]:
-    """Mix a phrase from one instrument's single notes (examples and their loaded audio, same order)."""
-    sr = SAMPLE_RATE_HZ
+    """Mix a phrase from one instrument's single notes (examples and their loaded audio at `sample_rate_hz`,
+    same order)."""
+    sr = sample_rate_hz
     out = np.zeros(int((seq.end_s + release_s) * sr) + 1, np.float32)
     pv = np.array([[ex.pitch, ex.velocity] for ex in notes], dtype=np.float64)
     fade = int(fade_s * sr)

@@ -33,15 +33,18 @@ class Checkpoint:
     weights_sha256: str = ""
 
 
-def formats() -> dict[str, Any]:
-    """What format 2 records beside the architectures, as this code defines it: the audio rates, the
+def formats(decoder_hop: int | None = None) -> dict[str, Any]:
+    """What format 2 records beside the architectures, as this code defines it: the decoder's audio rate and
+    hop (16 kHz and 64 samples, or a full-band decoder's, `decoder_hop` at the same 250 frames/s), the
     conditioning and the encoder's mel analysis. A checkpoint whose record differs would render wrongly."""
-    from hybrid.constants import FRAME_HOP, SAMPLE_RATE_HZ
+    from hybrid.constants import FRAME_HOP
     from hybrid.neural import conditioning
     from hybrid.neural.models import MEL_FMAX_HZ, MEL_FMIN_HZ
+    from hybrid.neural.synth import rate_of
 
+    hop = FRAME_HOP if decoder_hop is None else decoder_hop
     return {
-        "audio": {"sample_rate_hz": SAMPLE_RATE_HZ, "frame_hop": FRAME_HOP},
+        "audio": {"sample_rate_hz": rate_of(hop), "frame_hop": hop},
         "conditioning": conditioning.spec(),
         "mel": {"fmin_hz": MEL_FMIN_HZ, "fmax_hz": MEL_FMAX_HZ, "scale": "slaney", "norm": "slaney"},
     }
@@ -52,7 +55,8 @@ def _check_formats(cfg: dict[str, Any], cfg_path: Path) -> None:
     recorded none of them: it was written by code with the values format 2 records first."""
     if cfg.get("format_version") == 1:
         return
-    ours = formats()
+    bands = cfg.get("decoder", {}).get("noise_bands") if isinstance(cfg.get("decoder"), dict) else None
+    ours = formats(bands - 1 if isinstance(bands, int) and bands > 1 else None)
     for key, want in ours.items():
         got = cfg.get(key)
         if got != want:
@@ -98,7 +102,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "encoder": {"architecture": type(encoder).__name__, **asdict(encoder.cfg)},
         "decoder": {"architecture": type(decoder).__name__, **asdict(decoder.cfg)},
-        **formats(),
+        **formats(decoder.hop),
         "weights_sha256": file_sha256(weights),
         "provenance": provenance,
     }

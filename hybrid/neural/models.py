@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -29,6 +30,7 @@ from hybrid.neural.synth import (
     noise_frames,
     noise_span,
     noise_synth,
+    rate_of,
 )
 
 MEL_FMIN_HZ, MEL_FMAX_HZ = 30.0, 8000.0  # the encoder's mel bands span 30 Hz to Nyquist at 16 kHz
@@ -54,7 +56,9 @@ class DecoderConfig:
     kernel_size: int = 3
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4)
     n_harmonics: int = 60
-    noise_bands: int = FRAME_HOP + 1  # 65: the bins of a 128-point STFT
+    # The bins of a 2*hop-point STFT at the decoder's rate, 125 Hz apart: 65 (to 8 kHz, a 16 kHz decoder);
+    # 193 (to 24 kHz, a full-band 48 kHz one). The band it was trained on, and so its rate, follow from it.
+    noise_bands: int = FRAME_HOP + 1
     embedding_dim: int = 64
     cond_channels: int = N_COND
 
@@ -150,6 +154,31 @@ class WaveNetDecoder(nn.Module):
         self.layers = nn.ModuleList(GatedResidualLayer(cfg, d) for d in cfg.dilations)
         self.out1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
         self.out2 = nn.Conv1d(cfg.skip_channels, 1 + cfg.n_harmonics + cfg.noise_bands, 1)
+
+    @property
+    def hop(self) -> int:
+        """Samples per control frame at the decoder's own rate (64 at 16 kHz, 192 at 48 kHz)."""
+        return self.cfg.noise_bands - 1
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The rate the decoder was trained at: its band reaches half of it."""
+        return rate_of(self.hop)
+
+    def _at_rate(
+        self, f0: torch.Tensor, harm: torch.Tensor, noise: torch.Tensor, hop: int, in_place: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the harmonics' amplitudes, the noise bands) to synthesise at the rate of `hop`: harmonics above
+        the lower of its Nyquist and the decoder's band silenced; the noise bands cut (or padded with
+        silence) to the rate's, at the same level per hertz (white noise of a given variance is spread over a
+        band that grows with the rate). With `in_place`, `harm` itself is silenced."""
+        limit = min(rate_of(hop), self.sample_rate_hz) / 2
+        harm = harmonics_below_nyquist(f0, harm, in_place=in_place, limit_hz=limit)[2]
+        if hop != self.hop:
+            noise = noise[:, : hop + 1] * math.sqrt(hop / self.hop)
+            if noise.shape[1] < hop + 1:
+                noise = F.pad(noise, (0, 0, 0, hop + 1 - noise.shape[1]))
+        return harm, noise
 
     @property
     def receptive_field_frames(self) -> int:
@@ -261,11 +290,13 @@ class WaveNetDecoder(nn.Module):
         cond: torch.Tensor,
         n_samples: int,
         generator: torch.Generator | None = None,
+        hop: int = FRAME_HOP,
     ) -> torch.Tensor:
-        """Synth controls -> audio (B, n_samples) at 16 kHz, at the f0 in cond's pitch channel."""
+        """Synth controls -> audio (B, n_samples) at the f0 in cond's pitch channel, at the rate of `hop` (16 kHz
+        unless asked: the calibration's; `self.hop` gives the decoder's own band)."""
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
-        harm = harmonic_synth(f0, ctl["amplitude"] * ctl["harmonics"], n_samples)
-        return harm + noise_synth(ctl["noise"], n_samples, generator)
+        harm, noise = self._at_rate(f0, ctl["amplitude"] * ctl["harmonics"], ctl["noise"], hop)
+        return harmonic_synth(f0, harm, n_samples, hop=hop) + noise_synth(noise, n_samples, generator, hop)
 
     def synthesize_into(
         self,
@@ -273,21 +304,28 @@ class WaveNetDecoder(nn.Module):
         ctl: dict[str, torch.Tensor],
         cond: torch.Tensor,
         generator: torch.Generator | None = None,
+        hop: int = FRAME_HOP,
     ) -> None:
-        """Add synthesize's audio, summed over the voices, to `out` (its length is the piece's samples),
-        SYNTH_SPAN_SAMPLES at a time, so that memory does not grow with the piece: the noise is drawn whole, the
-        same numbers, and each span carries the running phase on (tested against synthesize). It takes `ctl`'s
-        harmonics and noise out of it, and works on them in place."""
+        """Add synthesize's audio (at the rate of `hop`), summed over the voices, to `out` (its length is the
+        piece's samples), SYNTH_SPAN_SAMPLES (at 16 kHz; as long in seconds at any rate) at a time, so that
+        memory does not grow with the piece: the noise is drawn whole, the same numbers, and each span carries
+        the running phase on (tested against synthesize). It takes `ctl`'s harmonics and noise out of it, and
+        works on them in place."""
         n_samples = len(out)
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
-        prepared = harmonics_below_nyquist(f0, ctl.pop("harmonics").mul_(ctl["amplitude"]), in_place=True)
+        harm = ctl.pop("harmonics").mul_(ctl["amplitude"])
+        harm_amps, noise_bands = self._at_rate(f0, harm, ctl.pop("noise"), hop, in_place=True)
+        del harm
+        k = torch.arange(1, harm_amps.shape[1] + 1, device=f0.device, dtype=f0.dtype)
+        prepared = (k, harm_amps > 0, harm_amps)
         noise = torch.rand(cond.shape[0], n_samples, generator=generator, device=cond.device).mul_(2).sub_(1)
-        mags = noise_frames(ctl.pop("noise"), n_samples)
+        mags = noise_frames(noise_bands, n_samples, hop)
         phase = torch.zeros(cond.shape[0], dtype=torch.float64, device=cond.device)
-        for s in range(0, n_samples, SYNTH_SPAN_SAMPLES):
-            e = min(n_samples, s + SYNTH_SPAN_SAMPLES)
-            harm, phase = harmonic_span(f0, prepared[2], s, e, phase, prepared)
-            out[s:e] += (harm + noise_span(mags, noise, s, e)).sum(0).cpu().numpy()
+        span = SYNTH_SPAN_SAMPLES * hop // FRAME_HOP
+        for s in range(0, n_samples, span):
+            e = min(n_samples, s + span)
+            harm, phase = harmonic_span(f0, harm_amps, s, e, phase, prepared, hop)
+            out[s:e] += (harm + noise_span(mags, noise, s, e, hop)).sum(0).cpu().numpy()
 
     def forward(
         self,
@@ -296,14 +334,51 @@ class WaveNetDecoder(nn.Module):
         n_samples: int | None = None,
         generator: torch.Generator | None = None,
         offset: torch.Tensor | None = None,
+        hop: int = FRAME_HOP,
     ) -> torch.Tensor:
-        """-> audio (B, n_samples) at 16 kHz."""
-        n = n_samples or cond.shape[-1] * FRAME_HOP
-        return self.synthesize(self.controls(cond, emb, offset), cond, n, generator)
+        """-> audio (B, n_samples) at the rate of `hop` (16 kHz unless asked)."""
+        n = n_samples or cond.shape[-1] * hop
+        return self.synthesize(self.controls(cond, emb, offset), cond, n, generator, hop)
+
+
+LOSS_FFTS = (2048, 1024, 512, 256, 128, 64)  # at 16 kHz
+
+
+def loss_ffts(hop: int) -> tuple[int, ...]:
+    """The loss's FFT sizes at the rate of `hop`: the same durations (128 ms to 4 ms) as LOSS_FFTS at 16 kHz."""
+    return tuple(n * hop // FRAME_HOP for n in LOSS_FFTS)
+
+
+def widened(decoder: WaveNetDecoder, hop: int) -> WaveNetDecoder:
+    """A copy of `decoder` made to render at the rate of `hop`: its output layer given the noise bands of that
+    rate, the new ones (above the old band) starting as copies of its top band, so that fine-tuning on
+    full-band targets starts from the trained decoder with a flat noise floor above its old band. The noise
+    bands' biases are raised so that their level per hertz stays what it was at the old rate (the same
+    magnitudes shape noise spread over a wider band): exp_sigmoid is about 2 * 10**x where it is small."""
+    from dataclasses import replace
+
+    old = decoder.cfg.noise_bands
+    if hop + 1 == old:
+        return decoder
+    if hop + 1 < old:
+        raise ValueError(f"a decoder with {old} noise bands cannot be narrowed to {hop + 1}")
+    wide = WaveNetDecoder(replace(decoder.cfg, noise_bands=hop + 1)).to(next(decoder.parameters()).device)
+    state = decoder.state_dict()
+    w, b = state.pop("out2.weight"), state.pop("out2.bias")
+    wide.load_state_dict(state, strict=False)
+    out_w, out_b = wide.out2.weight, _bias(wide.out2)
+    with torch.no_grad():
+        rows = 1 + decoder.cfg.n_harmonics + old
+        out_w[:rows] = w
+        out_b[:rows] = b
+        out_w[rows:] = w[rows - 1]
+        out_b[rows:] = b[rows - 1]
+        out_b[1 + decoder.cfg.n_harmonics :] += 0.5 * math.log10(hop / decoder.hop)
+    return wide
 
 
 def multi_resolution_stft_loss(
-    pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
+    pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int, ...] = LOSS_FFTS
 ) -> torch.Tensor:
     """Sum over resolutions of mean |linear magnitude difference| and mean |log magnitude difference|."""
     loss = pred.new_zeros(())

@@ -44,9 +44,10 @@ def pick_device(device: str) -> str:
     return device
 
 
-def voices_per_batch(frames: int) -> int:
-    """How many voices the decoder renders at once for a piece of `frames` frames (fewer for long pieces)."""
-    return max(1, min(VOICES_PER_BATCH, BATCH_FRAMES // max(frames, 1)))
+def voices_per_batch(frames: int, hop: int = FRAME_HOP) -> int:
+    """How many voices the decoder renders at once for a piece of `frames` frames (fewer for long pieces, and
+    at a higher rate than 16 kHz, whose per-sample arrays are longer)."""
+    return max(1, min(VOICES_PER_BATCH, BATCH_FRAMES * FRAME_HOP // hop // max(frames, 1)))
 
 
 @dataclass
@@ -93,14 +94,17 @@ class Renderer:
         offsets: list[Offset | None],
         seed: int = 0,
         tail_s: float = RELEASE_TAIL_S,
+        full_band: bool = False,
     ) -> list[npt.NDArray[np.float32]]:
-        """The decoder's mix of the notes' voices once per output offset (None: no offset). The network runs
-        once per batch of voices; each offset re-applies only the output layer and the synth, with its own
+        """The decoder's mix of the notes' voices once per output offset (None: no offset), at 16 kHz (what the
+        calibration analyses) or, with `full_band`, at the decoder's own rate (`sample_rate_hz`). The network
+        runs once per batch of voices; each offset re-applies only the output layer and the synth, with its own
         noise generator seeded alike, so each mix is what rendering with that offset alone gives."""
         import torch
 
+        hop = self.decoder.hop if full_band else FRAME_HOP
         cond = sequence_conditioning(notes, tail_s=tail_s)
-        n_samples = cond.shape[-1] * FRAME_HOP
+        n_samples = cond.shape[-1] * hop
         outs = [np.zeros(n_samples, np.float32) for _ in offsets]
         if cond.shape[0] == 0:
             return outs
@@ -108,7 +112,7 @@ class Renderer:
         emb = torch.tensor(embedding[None], device=self.device)
         offs = [None if o is None else torch.tensor(o, device=self.device) for o in offsets]
         with torch.no_grad():
-            per_batch = voices_per_batch(cond.shape[-1])
+            per_batch = voices_per_batch(cond.shape[-1], hop)
             for i in range(0, cond.shape[0], per_batch):
                 c = torch.tensor(cond[i : i + per_batch], device=self.device)
                 h = self.decoder.features_for(c, emb)
@@ -118,7 +122,9 @@ class Renderer:
                 ctls.append(self.decoder.controls_over_features(h, c, offs[-1]))
                 del h
                 for out, gen in zip(outs, gens, strict=True):
-                    self.decoder.synthesize_into(out, ctls.pop(0), c, gen if self.device == "cpu" else None)
+                    self.decoder.synthesize_into(
+                        out, ctls.pop(0), c, gen if self.device == "cpu" else None, hop
+                    )
         return outs
 
     def render(
@@ -128,8 +134,19 @@ class Renderer:
         offset: Offset | None = None,
         seed: int = 0,
         tail_s: float = RELEASE_TAIL_S,
+        full_band: bool = False,
     ) -> npt.NDArray[np.float32]:
-        """Mono SAMPLE_RATE_HZ audio of the notes: each voice rendered by the decoder (in batches), summed.
-        Lasts until the last note's offset plus `tail_s`."""
-        (out,) = self.mixes(notes, embedding, [offset], seed, tail_s)
+        """Mono audio of the notes at SAMPLE_RATE_HZ (or, with `full_band`, at `sample_rate_hz`): each voice
+        rendered by the decoder (in batches), summed. Lasts until the last note's offset plus `tail_s`."""
+        (out,) = self.mixes(notes, embedding, [offset], seed, tail_s, full_band)
         return out
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The decoder's own rate: 16 kHz (its band to 8 kHz), or a full-band decoder's (48 kHz)."""
+        return self.decoder.sample_rate_hz
+
+    @property
+    def full_band(self) -> bool:
+        """Whether the decoder renders above 8 kHz itself (else hybrid.calibration.bandwidth extends it)."""
+        return self.decoder.hop > FRAME_HOP

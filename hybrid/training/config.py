@@ -34,6 +34,9 @@ class TrainConfig:
     encoder_finetune_lr: float = 0.0  # > 0: the encoder trains with the decoder (reconstruction loss)
     eq_augment_db: float = 0.0  # > 0: random EQ of up to about this many dB on target and timbre clip
     online_embeddings: bool = False  # each item's embedding from a fresh clip (implied by the two above)
+    # The decoder's rate: 16000 (its band to 8 kHz), or up to 48000 for a full-band one (targets read and
+    # rendered at this rate; 250 control frames a second, so a whole number of samples per frame)
+    sample_rate_hz: int = 16000
 
     def __post_init__(self) -> None:
         counts = {"steps": self.steps, "batch": self.batch, "encoder_batch": self.encoder_batch}
@@ -46,6 +49,15 @@ class TrainConfig:
                 )
         if not (isinstance(self.encoder_steps, int) and self.encoder_steps >= 0):
             raise HybridError(f"training config: encoder_steps must be 0 or more, got {self.encoder_steps!r}")
+        rate = self.sample_rate_hz
+        if not (isinstance(rate, int) and 16000 <= rate <= 48000 and rate % 250 == 0):
+            raise HybridError(
+                f"training config: sample_rate_hz must be 16000-48000 Hz in steps of 250 (the control rate), got {rate!r}"
+            )
+        if "noise_bands" in self.decoder:
+            raise HybridError(
+                "training config: the decoder's noise bands follow sample_rate_hz; do not set them"
+            )
         for name in ("lr", "encoder_lr", "crop_s", "encoder_crop_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):

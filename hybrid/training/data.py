@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from hybrid.constants import FRAME_HOP, FRAME_RATE_HZ, NSYNTH_HOLD_S, SAMPLE_RATE_HZ
+from hybrid.constants import FRAME_RATE_HZ, NSYNTH_HOLD_S, SAMPLE_RATE_HZ
 from hybrid.data.nsynth import Example, NSynthReader
 from hybrid.data.phrases import assemble_phrase, random_phrase
 from hybrid.errors import HybridError
@@ -25,8 +25,18 @@ CLIP_S = 1.5  # the length of a clip an encoder embeds in training and validatio
 class InstrumentData:
     """Notes grouped by instrument, audio read from disk on demand, and phrases of each instrument."""
 
-    def __init__(self, root: Path, split: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self, root: Path, split: str, rng: np.random.Generator, sample_rate_hz: int = SAMPLE_RATE_HZ
+    ) -> None:
         from hybrid.data.soundfont import default_soundfonts
+        from hybrid.neural.synth import rate_of
+
+        # the decoder's targets are read and rendered at this rate (250 control frames a second: `hop` samples
+        # each); what an encoder sees is taken to its 16 kHz
+        self.sample_rate_hz = sample_rate_hz
+        self.hop = int(round(sample_rate_hz / FRAME_RATE_HZ))
+        if rate_of(self.hop) != sample_rate_hz:
+            raise HybridError(f"training rate {sample_rate_hz} Hz is not a whole number of samples per frame")
 
         reader = NSynthReader(root, (split,))
         if len(reader) == 0:
@@ -52,7 +62,7 @@ class InstrumentData:
 
     def note(self, inst: str) -> tuple[npt.NDArray[np.float32], Example]:
         ex = self.by_instrument[inst][int(self.rng.integers(len(self.by_instrument[inst])))]
-        return ex.load(), ex
+        return ex.load(self.sample_rate_hz), ex
 
     def phrase(self, inst: str, kind: str, duration_s: float) -> tuple[npt.NDArray[np.float32], NoteSequence]:
         """A random phrase of this instrument: rendered with its SoundFont preset when known, else assembled."""
@@ -69,12 +79,14 @@ class InstrumentData:
 
             if sf_name not in self._renderers:
                 self._renderers[sf_name] = SoundFontRenderer(
-                    self.soundfonts[sf_name], SAMPLE_RATE_HZ, gain=1.0
+                    self.soundfonts[sf_name], self.sample_rate_hz, gain=1.0
                 )
             y = self._renderers[sf_name].sequence(seq, int(rec.get("bank", 0)), int(rec["program"]))  # type: ignore[call-overload]
         else:
             picks = [exs[int(i)] for i in self.rng.integers(len(exs), size=min(len(exs), 12))]
-            y = assemble_phrase(seq, picks, [e.load() for e in picks])
+            y = assemble_phrase(
+                seq, picks, [e.load(self.sample_rate_hz) for e in picks], sample_rate_hz=self.sample_rate_hz
+            )
         return y, seq
 
 
@@ -121,26 +133,32 @@ def apply_eq(y: npt.NDArray[np.float32], coeffs: npt.NDArray[np.float64]) -> npt
 
 
 def timbre_clip(data: InstrumentData, inst: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    """A clip of `n` samples that an encoder sees: a note, a melody or chords of the instrument."""
+    """A clip of `n` samples at 16 kHz that an encoder sees: a note, a melody or chords of the instrument."""
+    m = n * data.sample_rate_hz // SAMPLE_RATE_HZ  # at the data's rate
     r = rng.random()
     if r < 0.5:
         y, _ = data.note(inst)
-        start = int(rng.uniform(0, max(1, len(y) - n * 0.8)))
+        start = int(rng.uniform(0, max(1, len(y) - m * 0.8)))
     else:
         y, _ = data.phrase(inst, "melody" if r < 0.75 else "chords", n / SAMPLE_RATE_HZ + 0.5)
-        start = int(rng.uniform(0, max(1, len(y) - n)))
-    return crop(y, start, n)
+        start = int(rng.uniform(0, max(1, len(y) - m)))
+    clip = crop(y, start, m)
+    if data.sample_rate_hz == SAMPLE_RATE_HZ:
+        return clip
+    from hybrid.audio import resample
+
+    return crop(resample(clip, data.sample_rate_hz, SAMPLE_RATE_HZ), 0, n)
 
 
 def decoder_item(
     data: InstrumentData, inst: str, cfg: TrainConfig, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(audio crop, conditioning) for one decoder training item."""
-    n = int(cfg.crop_s * SAMPLE_RATE_HZ)
-    frames = n // FRAME_HOP
+    """(audio crop at the data's rate, conditioning) for one decoder training item."""
+    n = int(cfg.crop_s * data.sample_rate_hz)
+    frames = n // data.hop
     if rng.random() < cfg.phrase_fraction:
         y, seq = data.phrase(inst, "melody", cfg.crop_s + 1.5)
-        start_s = float(rng.uniform(0, max(0.0, len(y) / SAMPLE_RATE_HZ - cfg.crop_s)))
+        start_s = float(rng.uniform(0, max(0.0, len(y) / data.sample_rate_hz - cfg.crop_s)))
         notes = list(seq.notes)
     else:
         y, ex = data.note(inst)
@@ -168,5 +186,5 @@ def decoder_item(
         ],
         pad + frames,
     )[:, pad:]
-    audio = crop(y, start_frame * FRAME_HOP, n)
+    audio = crop(y, start_frame * data.hop, n)
     return audio, cond

@@ -170,9 +170,9 @@ def _train(
     dist = init_distributed(device)
     torch.manual_seed(cfg.seed + dist.rank)
     rng = np.random.default_rng(cfg.seed + 1000 * dist.rank)
-    train_data = InstrumentData(root, "train", rng)
+    train_data = InstrumentData(root, "train", rng, cfg.sample_rate_hz)
     valid_data = (
-        InstrumentData(root, "valid", np.random.default_rng(cfg.seed + 7))
+        InstrumentData(root, "valid", np.random.default_rng(cfg.seed + 7), cfg.sample_rate_hz)
         if (root / "nsynth-valid" / "examples.json").exists()
         else None
     )
@@ -182,6 +182,7 @@ def _train(
     if "dilations" in dec_dict:
         dec_dict["dilations"] = tuple(dec_dict["dilations"])
     encoder = TimbreEncoder(EncoderConfig(**cfg.encoder)).to(dist.device)
+    dec_dict["noise_bands"] = train_data.hop + 1
     decoder = WaveNetDecoder(DecoderConfig(**dec_dict)).to(dist.device)
     class_weight = torch.nn.Parameter(
         torch.randn(len(train_data.instruments), encoder.cfg.embedding_dim, device=dist.device) * 0.1
@@ -190,9 +191,15 @@ def _train(
     run = Run(out_dir, cfg, dist, log, {}, train_data, valid_data, rng)
     if cfg.init_from:
         from hybrid.neural.checkpoint import load_checkpoint
+        from hybrid.neural.models import widened
 
         ck = load_checkpoint(cfg.init_from, dist.device)
-        encoder, decoder = ck.encoder, ck.decoder
+        if ck.decoder.hop > train_data.hop:
+            raise HybridError(
+                f"{cfg.init_from}: its decoder renders at {ck.decoder.sample_rate_hz} Hz; "
+                f"it cannot be fine-tuned at {cfg.sample_rate_hz} Hz"
+            )
+        encoder, decoder = ck.encoder, widened(ck.decoder, train_data.hop)
         stage = "decoder"
         log(f"starting from {cfg.init_from} ({ck.provenance.get('decoder_steps')} decoder steps)")
     if dist.world > 1 and cfg.encoder_finetune_lr > 0:
@@ -286,7 +293,7 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
     """Stage 2: the decoder, with the encoder frozen (or fine-tuned with it)."""
     import torch
 
-    from hybrid.neural.models import multi_resolution_stft_loss
+    from hybrid.neural.models import loss_ffts, multi_resolution_stft_loss
 
     cfg, dist, rng = run.cfg, run.dist, run.rng
     train_data, valid_data = run.train_data, run.valid_data
@@ -325,7 +332,8 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
             inst = valid_data.instruments[k % len(valid_data.instruments)]
             a, c = decoder_item(valid_data, inst, cfg, vrng)
             valid_items.append((a, c, timbre_clip(valid_data, inst, clip_n, crng)))
-    n = int(cfg.crop_s * SAMPLE_RATE_HZ)
+    n, hop = int(cfg.crop_s * train_data.sample_rate_hz), train_data.hop
+    ffts = loss_ffts(hop)
     n_inst = len(train_data.instruments)
     run.start_rate(step)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + dist.rank)
@@ -347,8 +355,8 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
                 emb = encoder(torch.tensor(np.stack(clips), device=dist.device))
         audio = torch.tensor(np.stack([a for a, _ in items]), device=dist.device)
         cond = torch.tensor(np.stack([c for _, c in items]), device=dist.device)
-        pred = dec_model(cond, emb, n, gen if dist.device == "cpu" else None)
-        loss = multi_resolution_stft_loss(pred, audio)
+        pred = dec_model(cond, emb, n, gen if dist.device == "cpu" else None, hop=hop)
+        loss = multi_resolution_stft_loss(pred, audio, ffts)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 3.0)
@@ -358,7 +366,7 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
         step += 1
         run.progress("decoder", step, cfg.steps, loss.item(), f"  lr {lr:.2e}")
         if dist.main and valid_items and run.due(step, cfg.validate_every, cfg.steps):
-            vloss = validate(encoder, decoder, valid_items, n, dist.device)
+            vloss = validate(encoder, decoder, valid_items, n, dist.device, hop)
             run.history.setdefault("decoder_valid_loss", []).append([step, vloss])
             run.log(f"decoder step {step}: validation loss on held-out instruments {vloss:.3f}")
         if run.due(step, cfg.checkpoint_every, cfg.steps):
@@ -425,11 +433,12 @@ def instrument_embeddings(
     return out
 
 
-def validate(encoder: Any, decoder: Any, items: list[Any], n: int, device: str) -> float:
-    """Mean loss on held-out items: (target, conditioning, clip of the same instrument to embed)."""
+def validate(encoder: Any, decoder: Any, items: list[Any], n: int, device: str, hop: int) -> float:
+    """Mean loss on held-out items: (target, conditioning, clip of the same instrument to embed), rendered at
+    the rate of `hop`."""
     import torch
 
-    from hybrid.neural.models import multi_resolution_stft_loss
+    from hybrid.neural.models import loss_ffts, multi_resolution_stft_loss
 
     decoder.eval()
     losses = []
@@ -442,7 +451,11 @@ def validate(encoder: Any, decoder: Any, items: list[Any], n: int, device: str) 
             emb = encoder(torch.tensor(np.stack([x for _, _, x in chunk]), device=device))
             losses.append(
                 float(
-                    multi_resolution_stft_loss(decoder(cond, emb, n, gen if device == "cpu" else None), audio)
+                    multi_resolution_stft_loss(
+                        decoder(cond, emb, n, gen if device == "cpu" else None, hop=hop),
+                        audio,
+                        loss_ffts(hop),
+                    )
                 )
             )
     decoder.train()
