@@ -202,7 +202,7 @@ def spectrum_plot(d: ReportData) -> str:
         f, p = _average_spectrum(y, sr)
         ax.semilogx(f[1:], p[1:], label=f"{name}, {sr / 1000:g} kHz", color=colour, lw=1)
     ax.axvline(8000, color="#888", ls="--", lw=1)
-    ax.annotate("8 kHz: the decoder's limit", (8000, 0), (4, -12), textcoords="offset points", fontsize=8)
+    ax.annotate("8 kHz: above it, B's balance", (8000, 0), (4, -12), textcoords="offset points", fontsize=8)
     ax.set_xlabel("Hz")
     ax.set_ylabel("dB (loudest bin 0)")
     ax.set_ylim(-100, 5)

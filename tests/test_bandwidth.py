@@ -82,3 +82,25 @@ def test_a_long_songs_spectrum_is_welchs_block_by_block(monkeypatch):
     f_ref, p_ref = welch(y.astype(np.float64), fs=SR, nperseg=4096)
     np.testing.assert_array_equal(f, f_ref)
     np.testing.assert_allclose(p, p_ref, rtol=1e-9)
+
+
+def test_match_high_band_brings_a_full_band_rendering_to_b_balance():
+    from scipy.signal import welch
+
+    from hybrid.calibration.bandwidth import HighBand, match_high_band, measure_high_band
+
+    sr = 48000
+    y = (0.1 * np.random.default_rng(3).standard_normal(sr * 6)).astype(np.float32)  # flat: every band 0 dB
+    want = HighBand((-6.0, -10.0, -14.0, -18.0, -22.0, float("-inf")))
+    out = match_high_band(y, sr, want)
+    got = measure_high_band(out, sr)
+    assert got is not None
+    np.testing.assert_allclose(got.gains_db[:5], want.gains_db[:5], atol=1.0)
+    assert got.gains_db[5] < -40  # a band B has nothing in is emptied (its neighbour leaks in at -55 dB)
+    f, p0 = welch(y.astype(np.float64), sr, nperseg=2048)
+    _, p1 = welch(out.astype(np.float64), sr, nperseg=2048)
+    low = (f > 200) & (f < 7500)
+    assert np.abs(10 * np.log10(p1[low].mean() / p0[low].mean())) < 0.1  # below 8 kHz as it was
+    # a change beyond MATCH_RANGE_DB is held at it
+    far = measure_high_band(match_high_band(y, sr, HighBand((-50.0,) * 6)), sr)
+    assert far is not None and far.gains_db[2] == pytest.approx(-24.0, abs=1.0)

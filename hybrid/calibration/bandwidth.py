@@ -11,6 +11,7 @@ high band thus follows the rendering's own attacks and decays, at B's spectral b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ HOP = N_FFT // 4
 BLOCK_FRAMES = 4096  # a long rendering is extended block by block
 WELCH_BLOCK_SEGMENTS = 1024  # B's Welch spectrum is made this many segments at a time (48 s at 44.1 kHz)
 MIN_GAIN_DB = -80.0  # a band this far under the source is left empty
+MATCH_RANGE_DB = 24.0  # match_high_band changes a full-band rendering's band by at most this much
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,64 @@ def extend_band(
     y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand, inplace: bool = False
 ) -> npt.NDArray[np.float32]:
     """The rendering (n,) at sample_rate_hz with its band above 8 kHz filled from its SOURCE_HZ octave at B's
-    balance. Block by block on a global frame grid (frames are independent), so memory does not grow with the
-    song and blocks join without a seam; with `inplace`, into `y` itself (each block reads the samples before
-    it as they were, kept aside before they change)."""
+    balance. With `inplace`, into `y` itself."""
+    targets, sources, gains = _bin_map(sample_rate_hz, high)
+    if len(targets) == 0:
+        return y
+
+    def added(z: npt.NDArray[np.complex128]) -> npt.NDArray[np.complex128]:
+        high_band = np.zeros_like(z)
+        high_band[targets] = z[sources] * gains[:, None]
+        return high_band
+
+    return _add_in_blocks(y, added, inplace)
+
+
+def match_high_band(
+    y: npt.NDArray[np.float32], sample_rate_hz: int, high: HighBand, inplace: bool = False
+) -> npt.NDArray[np.float32]:
+    """A full-band rendering (n,) with each band above 8 kHz brought to B's balance against the SOURCE_HZ
+    octave: the rendering's own balance is measured (as B's is) and each band scaled by the difference,
+    within MATCH_RANGE_DB; a band B has nothing in is emptied, as extend_band leaves it. With `inplace`, into
+    `y` itself."""
+    own = measure_high_band(y, sample_rate_hz)
+    if own is None:
+        return y
+    step = sample_rate_hz / N_FFT
+    f = np.arange(N_FFT // 2 + 1) * step
+    targets, gains = [], []
+    for (lo, hi), want, has in zip(
+        zip(EDGES_HZ[:-1], EDGES_HZ[1:], strict=True), high.gains_db, own.gains_db, strict=True
+    ):
+        if not np.isfinite(has):
+            continue
+        sel = np.flatnonzero((f >= lo) & (f < hi))
+        g_db = np.clip(want - has, -MATCH_RANGE_DB, MATCH_RANGE_DB) if np.isfinite(want) else None
+        targets.append(sel)
+        gains.append(np.full(len(sel), (0.0 if g_db is None else 10 ** (g_db / 20)) - 1.0))
+    if not targets:
+        return y
+    rows, factors = np.concatenate(targets), np.concatenate(gains)
+
+    def added(z: npt.NDArray[np.complex128]) -> npt.NDArray[np.complex128]:
+        change = np.zeros_like(z)
+        change[rows] = z[rows] * factors[:, None]
+        return change
+
+    return _add_in_blocks(y, added, inplace)
+
+
+def _add_in_blocks(
+    y: npt.NDArray[np.float32],
+    added: Callable[[npt.NDArray[np.complex128]], npt.NDArray[np.complex128]],
+    inplace: bool,
+) -> npt.NDArray[np.float32]:
+    """`y` plus the inverse STFT of `added(its STFT)`, block by block on a global frame grid (frames are
+    independent), so memory does not grow with the song and blocks join without a seam; with `inplace`, into
+    `y` itself (each block reads the samples before it as they were, kept aside before they change)."""
     from scipy.signal import istft, stft
 
-    targets, sources, gains = _bin_map(sample_rate_hz, high)
-    if len(targets) == 0 or len(y) < N_FFT:
+    if len(y) < N_FFT:
         return y
     out = y if inplace else np.array(y, np.float32, copy=True)
     margin = N_FFT  # samples each side: every kept sample is covered by frames wholly inside the block
@@ -121,9 +174,7 @@ def extend_band(
         end = min(start + step, len(y))
         before = np.asarray(out[max(0, end - margin) : end], np.float64)
         _, _, z = stft(seg, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary="zeros", padded=True)
-        high_band = np.zeros_like(z)
-        high_band[targets] = z[sources] * gains[:, None]
-        _, added = istft(high_band, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=True)
+        _, change = istft(added(z), nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=True)
         keep_lo, keep_hi = start - lo, min(start + step, len(y)) - lo
-        out[start : start + keep_hi - keep_lo] += added[keep_lo:keep_hi].astype(np.float32)
+        out[start : start + keep_hi - keep_lo] += change[keep_lo:keep_hi].astype(np.float32)
     return out

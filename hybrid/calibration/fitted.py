@@ -188,6 +188,11 @@ def render_fitted(
     return timbre.corrected(mix, strength, renderer.sample_rate_hz if full_band else None)
 
 
+MATCH_HIGH_BAND = (
+    True  # a full-band decoder's band above 8 kHz brought to B's balance (bandwidth.match_high_band)
+)
+
+
 def render_timbre(
     renderer: Renderer,
     notes: NoteSequence,
@@ -200,8 +205,9 @@ def render_timbre(
 ) -> npt.NDArray[np.float32]:
     """Audio of the notes at `sample_rate_hz`: played from the timbre song's note library when it has one
     (and the note check kept it; its partials made for the check's window are taken from `made`), else by the
-    decoder (render_fitted: a full-band decoder at its own rate; a 16 kHz one with its band above 8 kHz filled
-    at B's balance, hybrid.calibration.bandwidth; resampled to `sample_rate_hz`); then, with `acoustics`, put in the timbre song's fitted room (mono, or
+    decoder (render_fitted, resampled to `sample_rate_hz`: a full-band decoder's at its own rate, its band
+    above 8 kHz brought to B's balance; a 16 kHz decoder's with that band filled at B's balance:
+    hybrid.calibration.bandwidth); then, with `acoustics`, put in the timbre song's fitted room (mono, or
     (n, 2) for a stereo timbre song)."""
     if timbre.plays_library:
         assert timbre.library is not None
@@ -213,10 +219,15 @@ def render_timbre(
         full = renderer.full_band
         rate = renderer.sample_rate_hz if full else SAMPLE_RATE_HZ
         y = resample(render_fitted(renderer, notes, timbre, seed, tail_s, full), rate, sample_rate_hz)
-        if not full and timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
-            from hybrid.calibration.bandwidth import extend_band
+        if timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
+            from hybrid.calibration.bandwidth import extend_band, match_high_band
 
-            y = extend_band(y, sample_rate_hz, timbre.high_band, inplace=True)  # above 8 kHz, at B's balance
+            if not full:
+                y = extend_band(
+                    y, sample_rate_hz, timbre.high_band, inplace=True
+                )  # above 8 kHz, at B's balance
+            elif MATCH_HIGH_BAND:
+                y = match_high_band(y, sample_rate_hz, timbre.high_band, inplace=True)
         if timbre.blends_library:
             assert timbre.library is not None
             lib = timbre.library.render(notes, sample_rate_hz, tail_s, seed, made=made)
