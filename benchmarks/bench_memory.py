@@ -12,7 +12,7 @@ reads B's fit from there, as a second transfer with the same B does.
 
 Run:  /usr/bin/time -f "%e s %M KB" .venv/bin/python benchmarks/bench_memory.py [--seconds 1799]
           [--long rhythm|timbre] [--cd] [--song trumpet.ogg] [--timbre vibe_ace.ogg] [--no-library]
-          [--cache DIR] [--drums keep|drop]
+          [--cache DIR] [--drums keep|drop] [--checkpoint DIR]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
         default="trumpet.ogg",
         help="the example that is the short song (vibe_ace.ogg: the decoder plays)",
     )
+    ap.add_argument("--checkpoint", default=None, help="the model (default: the shipped one)")
     ap.add_argument("--cd", action="store_true", help="a long A as a CD rip too (44.1 kHz stereo, as B is)")
     ap.add_argument("--cache", default="", help="cache fitted timbres in this folder (default: no cache)")
     args = ap.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
         short = ROOT / "examples" / args.timbre
         a, b = (long, short) if args.long == "rhythm" else (short, long)
         stage["now"] = "loading the model"
-        model = load_model()
+        model = load_model(args.checkpoint)
         t0 = time.perf_counter()
         result = transfer(
             a,

@@ -137,3 +137,24 @@ def test_fine_tuning_at_48k_writes_a_full_band_checkpoint(tiny_checkpoint, tiny_
 def test_a_training_rate_off_the_control_grid_is_refused(rate):
     with pytest.raises(HybridError, match="sample_rate_hz must be 16000-48000 Hz in steps of 250"):
         TrainConfig(sample_rate_hz=rate)
+
+
+def test_the_loss_weighs_the_band_above_8k_apart_at_48k():
+    from hybrid.neural.models import loss_ffts, multi_resolution_stft_loss
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 48000)
+    spec = torch.fft.rfft(x)
+    freqs = torch.fft.rfftfreq(48000, 1 / 48000)
+    above = torch.fft.irfft(torch.where(freqs > 9000, spec * 0.1, spec), n=48000)  # differs above 9 kHz only
+    below = torch.fft.irfft(torch.where((freqs > 1000) & (freqs < 7000), spec * 0.1, spec), n=48000)
+    ffts = loss_ffts(192)
+    assert ffts == (6144, 3072, 1536, 768, 384, 192)
+    # a difference above 8 kHz counts only through high_weight (the windows' leakage across 8 kHz is small) ...
+    assert float(multi_resolution_stft_loss(above, x, ffts, 0.0)) < 0.01 * float(
+        multi_resolution_stft_loss(above, x, ffts, 1.0)
+    )
+    # ... one below it does not depend on it
+    assert float(multi_resolution_stft_loss(below, x, ffts, 0.0)) == pytest.approx(
+        float(multi_resolution_stft_loss(below, x, ffts, 1.0)), rel=0.02
+    )

@@ -288,7 +288,9 @@ def test_the_library_goes_under_the_decoder_at_its_share_and_the_decoders_loudne
     decoded = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
 
     class _Decoder:
-        def render(self, notes, embedding, offset, seed=0, tail_s=1.0):
+        full_band = False  # a 16 kHz decoder, its band extended
+
+        def render(self, notes, embedding, offset, seed=0, tail_s=1.0, full_band=False):
             return decoded.copy()
 
     timbre = FittedTimbre(

@@ -221,6 +221,8 @@ def test_training_state_killed_between_its_two_files_resumes_consistently(tmp_pa
     [
         ({"steps": -5}, "steps must be a whole number of at least 1"),
         ({"lr": float("nan")}, "lr must be a positive"),
+        ({"high_band_weight": -1.0}, "high_band_weight must be 0 or more"),
+        ({"decoder": {"noise_bands": 99}}, "noise bands follow sample_rate_hz"),
     ],
 )
 def test_absurd_training_settings_are_refused(change, message):

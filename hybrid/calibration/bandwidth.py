@@ -6,7 +6,8 @@ note library plays full band; for the decoder hybrid replicates its top octave u
 replication, as in HE-AAC): every STFT frame's 3.6-7.2 kHz bins are copied into each band above 8 kHz, scaled so
 that the band's power, relative to the 3.6-7.2 kHz octave's, is B's (measured once on B's long-term spectrum). The
 high band thus follows the rendering's own attacks and decays, at B's spectral balance; a B with nothing above
-8 kHz (a 16 kHz recording) gives nothing.
+8 kHz (a 16 kHz recording) gives nothing. A full-band decoder (one trained at 48 kHz) renders that band itself;
+match_high_band brings it to B's balance the same way.
 """
 
 from __future__ import annotations

@@ -378,13 +378,24 @@ def widened(decoder: WaveNetDecoder, hop: int) -> WaveNetDecoder:
 
 
 def multi_resolution_stft_loss(
-    pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int, ...] = LOSS_FFTS
+    pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int, ...] = LOSS_FFTS, high_weight: float = 1.0
 ) -> torch.Tensor:
-    """Sum over resolutions of mean |linear magnitude difference| and mean |log magnitude difference|."""
+    """Sum over resolutions of mean |linear magnitude difference| and mean |log magnitude difference|. At a
+    higher rate than 16 kHz (ffts that many times LOSS_FFTS: loss_ffts) the bins above 8 kHz are averaged
+    apart and count `high_weight` times beside the mean of those below, so that a full-band decoder's band
+    below 8 kHz weighs what a 16 kHz decoder's does (at 48 kHz two thirds of the bins lie above it)."""
     loss = pred.new_zeros(())
+    scale = ffts[0] // LOSS_FFTS[0]  # the rate over 16 kHz
     for n in ffts:
         w = torch.hann_window(n, device=pred.device)
         p = torch.stft(pred, n, n // 4, window=w, return_complex=True).abs()
         t = torch.stft(target, n, n // 4, window=w, return_complex=True).abs()
-        loss = loss + (p - t).abs().mean() + (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs().mean()
+        lin = (p - t).abs()
+        log = (torch.log(p + 1e-5) - torch.log(t + 1e-5)).abs()
+        if scale == 1:
+            loss = loss + lin.mean() + log.mean()
+            continue
+        edge = n // 2 // scale + 1  # the bins up to 8 kHz
+        loss = loss + lin[:, :edge].mean() + log[:, :edge].mean()
+        loss = loss + high_weight * (lin[:, edge:].mean() + log[:, edge:].mean())
     return loss

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.constants import FRAME_RATE_HZ, MAX_OUTPUT_SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
 from hybrid.errors import HybridError
 
 
@@ -34,9 +35,12 @@ class TrainConfig:
     encoder_finetune_lr: float = 0.0  # > 0: the encoder trains with the decoder (reconstruction loss)
     eq_augment_db: float = 0.0  # > 0: random EQ of up to about this many dB on target and timbre clip
     online_embeddings: bool = False  # each item's embedding from a fresh clip (implied by the two above)
-    # The decoder's rate: 16000 (its band to 8 kHz), or up to 48000 for a full-band one (targets read and
-    # rendered at this rate; 250 control frames a second, so a whole number of samples per frame)
-    sample_rate_hz: int = 16000
+    # The decoder's rate: SAMPLE_RATE_HZ (its band to 8 kHz), or up to 48 kHz for a full-band one (targets read
+    # and rendered at this rate; FRAME_RATE_HZ control frames a second, so a whole number of samples per frame)
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    # above the 16 kHz rate: how much the loss's bins above 8 kHz count beside the mean of those below
+    # (hybrid.neural.models.multi_resolution_stft_loss)
+    high_band_weight: float = 1.0
 
     def __post_init__(self) -> None:
         counts = {"steps": self.steps, "batch": self.batch, "encoder_batch": self.encoder_batch}
@@ -50,10 +54,19 @@ class TrainConfig:
         if not (isinstance(self.encoder_steps, int) and self.encoder_steps >= 0):
             raise HybridError(f"training config: encoder_steps must be 0 or more, got {self.encoder_steps!r}")
         rate = self.sample_rate_hz
-        if not (isinstance(rate, int) and 16000 <= rate <= 48000 and rate % 250 == 0):
+        frame_rate = int(FRAME_RATE_HZ)
+        if not (
+            isinstance(rate, int)
+            and SAMPLE_RATE_HZ <= rate <= MAX_OUTPUT_SAMPLE_RATE_HZ
+            and rate % frame_rate == 0
+        ):
             raise HybridError(
-                f"training config: sample_rate_hz must be 16000-48000 Hz in steps of 250 (the control rate), got {rate!r}"
+                f"training config: sample_rate_hz must be {SAMPLE_RATE_HZ}-{MAX_OUTPUT_SAMPLE_RATE_HZ} Hz in steps "
+                f"of {frame_rate} (the control rate), got {rate!r}"
             )
+        w = self.high_band_weight
+        if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
+            raise HybridError(f"training config: high_band_weight must be 0 or more, got {w!r}")
         if "noise_bands" in self.decoder:
             raise HybridError(
                 "training config: the decoder's noise bands follow sample_rate_hz; do not set them"

@@ -356,7 +356,7 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
         audio = torch.tensor(np.stack([a for a, _ in items]), device=dist.device)
         cond = torch.tensor(np.stack([c for _, c in items]), device=dist.device)
         pred = dec_model(cond, emb, n, gen if dist.device == "cpu" else None, hop=hop)
-        loss = multi_resolution_stft_loss(pred, audio, ffts)
+        loss = multi_resolution_stft_loss(pred, audio, ffts, cfg.high_band_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 3.0)
@@ -366,7 +366,7 @@ def train_decoder(run: Run, encoder: TimbreEncoder, decoder: WaveNetDecoder, ste
         step += 1
         run.progress("decoder", step, cfg.steps, loss.item(), f"  lr {lr:.2e}")
         if dist.main and valid_items and run.due(step, cfg.validate_every, cfg.steps):
-            vloss = validate(encoder, decoder, valid_items, n, dist.device, hop)
+            vloss = validate(encoder, decoder, valid_items, n, dist.device, hop, cfg.high_band_weight)
             run.history.setdefault("decoder_valid_loss", []).append([step, vloss])
             run.log(f"decoder step {step}: validation loss on held-out instruments {vloss:.3f}")
         if run.due(step, cfg.checkpoint_every, cfg.steps):
@@ -433,7 +433,9 @@ def instrument_embeddings(
     return out
 
 
-def validate(encoder: Any, decoder: Any, items: list[Any], n: int, device: str, hop: int) -> float:
+def validate(
+    encoder: Any, decoder: Any, items: list[Any], n: int, device: str, hop: int, high_weight: float = 1.0
+) -> float:
     """Mean loss on held-out items: (target, conditioning, clip of the same instrument to embed), rendered at
     the rate of `hop`."""
     import torch
