@@ -188,9 +188,8 @@ def render_fitted(
     return timbre.corrected(mix, strength, renderer.sample_rate_hz if full_band else None)
 
 
-MATCH_HIGH_BAND = (
-    True  # a full-band decoder's band above 8 kHz brought to B's balance (bandwidth.match_high_band)
-)
+# a full-band decoder's band above 8 kHz brought to B's balance (bandwidth.match_high_band)
+MATCH_HIGH_BAND = True
 
 
 def render_timbre(
@@ -222,10 +221,8 @@ def render_timbre(
         if timbre.high_band is not None and sample_rate_hz > SAMPLE_RATE_HZ:
             from hybrid.calibration.bandwidth import extend_band, match_high_band
 
-            if not full:
-                y = extend_band(
-                    y, sample_rate_hz, timbre.high_band, inplace=True
-                )  # above 8 kHz, at B's balance
+            if not full:  # above 8 kHz, at B's balance
+                y = extend_band(y, sample_rate_hz, timbre.high_band, inplace=True)
             elif MATCH_HIGH_BAND:
                 y = match_high_band(y, sample_rate_hz, timbre.high_band, inplace=True)
         if timbre.blends_library:

@@ -70,10 +70,7 @@ def _source(path: Path, depth: int = 0, top: Path | None = None) -> str:
     def include(m: re.Match[str]) -> str:
         # a path may name a #define made above it (`#define $DIR Data` then `#include "$DIR/x.sfz"`)
         defined = dict(re.findall(r"#define\s+(\$\w+)\s+(\S+)", text[: m.start()]))
-        name = m.group(1)
-        for key in sorted(defined, key=len, reverse=True):
-            name = name.replace(key, defined[key])
-        name = name.replace("\\", "/")
+        name = _substituted(m.group(1), defined).replace("\\", "/")
         root = path.parent if top is None else top
         found = root / name if (root / name).exists() else path.parent / name
         return "\n" + _source(found, depth + 1, root) + "\n"
@@ -90,10 +87,15 @@ def _expand(text: str) -> str:
         if m:
             defines[m.group(1)] = m.group(2)
             continue
-        for name in sorted(defines, key=len, reverse=True):
-            line = line.replace(name, defines[name])
-        out.append(line)
+        out.append(_substituted(line, defines))
     return "\n".join(out)
+
+
+def _substituted(text: str, defines: dict[str, str]) -> str:
+    """Each $NAME of `defines` in `text` replaced by its value (longest names first: $VEL before $V)."""
+    for name in sorted(defines, key=len, reverse=True):
+        text = text.replace(name, defines[name])
+    return text
 
 
 def _opcodes(line_text: str) -> list[tuple[str, str, str]]:

@@ -167,18 +167,19 @@ class WaveNetDecoder(nn.Module):
 
     def _at_rate(
         self, f0: torch.Tensor, harm: torch.Tensor, noise: torch.Tensor, hop: int, in_place: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the harmonics' amplitudes, the noise bands) to synthesise at the rate of `hop`: harmonics above
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """(harmonics_below_nyquist's (harmonic numbers, mask, amplitudes), the noise bands) to synthesise at the
+        rate of `hop`: harmonics above
         the lower of its Nyquist and the decoder's band silenced; the noise bands cut (or padded with
         silence) to the rate's, at the same level per hertz (white noise of a given variance is spread over a
         band that grows with the rate). With `in_place`, `harm` itself is silenced."""
         limit = min(rate_of(hop), self.sample_rate_hz) / 2
-        harm = harmonics_below_nyquist(f0, harm, in_place=in_place, limit_hz=limit)[2]
+        prepared = harmonics_below_nyquist(f0, harm, in_place=in_place, limit_hz=limit)
         if hop != self.hop:
             noise = noise[:, : hop + 1] * math.sqrt(hop / self.hop)
             if noise.shape[1] < hop + 1:
                 noise = F.pad(noise, (0, 0, 0, hop + 1 - noise.shape[1]))
-        return harm, noise
+        return prepared, noise
 
     @property
     def receptive_field_frames(self) -> int:
@@ -295,7 +296,7 @@ class WaveNetDecoder(nn.Module):
         """Synth controls -> audio (B, n_samples) at the f0 in cond's pitch channel, at the rate of `hop` (16 kHz
         unless asked: the calibration's; `self.hop` gives the decoder's own band)."""
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
-        harm, noise = self._at_rate(f0, ctl["amplitude"] * ctl["harmonics"], ctl["noise"], hop)
+        (_, _, harm), noise = self._at_rate(f0, ctl["amplitude"] * ctl["harmonics"], ctl["noise"], hop)
         return harmonic_synth(f0, harm, n_samples, hop=hop) + noise_synth(noise, n_samples, generator, hop)
 
     def synthesize_into(
@@ -314,17 +315,15 @@ class WaveNetDecoder(nn.Module):
         n_samples = len(out)
         f0 = midi_to_hz(channel_midi(cond[:, CH["pitch"]]))
         harm = ctl.pop("harmonics").mul_(ctl["amplitude"])
-        harm_amps, noise_bands = self._at_rate(f0, harm, ctl.pop("noise"), hop, in_place=True)
+        prepared, noise_bands = self._at_rate(f0, harm, ctl.pop("noise"), hop, in_place=True)
         del harm
-        k = torch.arange(1, harm_amps.shape[1] + 1, device=f0.device, dtype=f0.dtype)
-        prepared = (k, harm_amps > 0, harm_amps)
         noise = torch.rand(cond.shape[0], n_samples, generator=generator, device=cond.device).mul_(2).sub_(1)
         mags = noise_frames(noise_bands, n_samples, hop)
         phase = torch.zeros(cond.shape[0], dtype=torch.float64, device=cond.device)
         span = SYNTH_SPAN_SAMPLES * hop // FRAME_HOP
         for s in range(0, n_samples, span):
             e = min(n_samples, s + span)
-            harm, phase = harmonic_span(f0, harm_amps, s, e, phase, prepared, hop)
+            harm, phase = harmonic_span(f0, prepared[2], s, e, phase, prepared, hop)
             out[s:e] += (harm + noise_span(mags, noise, s, e, hop)).sum(0).cpu().numpy()
 
     def forward(

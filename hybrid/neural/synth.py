@@ -16,17 +16,12 @@ import torch.nn.functional as F
 
 from hybrid.constants import FRAME_HOP, FRAME_RATE_HZ, SAMPLE_RATE_HZ
 
-CHUNK_SAMPLES = SAMPLE_RATE_HZ  # 1 s of sinusoids at a time (at 16 kHz; chunk_samples(hop) at any rate)
+CHUNK_SAMPLES = SAMPLE_RATE_HZ  # 1 s of sinusoids at a time (at 16 kHz; rate_of(hop) samples at any rate)
 
 
 def rate_of(hop: int) -> int:
     """The audio rate at which `hop` samples make one control frame."""
     return int(round(hop * FRAME_RATE_HZ))
-
-
-def chunk_samples(hop: int) -> int:
-    """1 s of sinusoids at the rate of `hop`."""
-    return rate_of(hop)
 
 
 def upsample(x: torch.Tensor, n_samples: int) -> torch.Tensor:
@@ -83,7 +78,7 @@ def harmonic_span(
     prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     hop: int = FRAME_HOP,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples start..stop (start a multiple of chunk_samples(hop)) of harmonic_synth's audio, the running phase
+    """Samples start..stop (start a multiple of 1 s: rate_of(hop)) of harmonic_synth's audio, the running phase
     (B,) at `start` given: (audio (B, stop - start), the running phase at `stop`, unwrapped, in double
     precision). A long piece is synthesised span by span (WaveNetDecoder.synthesize_into), so memory does not
     grow with it; `prepared`: harmonics_below_nyquist's, made once for all its spans."""
@@ -99,7 +94,7 @@ def harmonic_span(
     del f0, running
     rendering = not torch.is_grad_enabled()
     out = torch.zeros(phase.shape, device=phase.device, dtype=phase.dtype)
-    chunk = chunk_samples(hop)
+    chunk = rate  # 1 s of sinusoids at a time
     for s in range(start, stop, chunk):
         e = min(stop, s + chunk)
         lo, hi = max(0, s // hop - 1), min(amplitudes.shape[-1], e // hop + 2)

@@ -29,14 +29,11 @@ class InstrumentData:
         self, root: Path, split: str, rng: np.random.Generator, sample_rate_hz: int = SAMPLE_RATE_HZ
     ) -> None:
         from hybrid.data.soundfont import default_soundfonts
-        from hybrid.neural.synth import rate_of
 
-        # the decoder's targets are read and rendered at this rate (250 control frames a second: `hop` samples
-        # each); what an encoder sees is taken to its 16 kHz
+        # the decoder's targets are read and rendered at this rate (TrainConfig checks it: a whole number of
+        # samples, `hop`, per control frame); what an encoder sees is taken to its 16 kHz
         self.sample_rate_hz = sample_rate_hz
         self.hop = int(round(sample_rate_hz / FRAME_RATE_HZ))
-        if rate_of(self.hop) != sample_rate_hz:
-            raise HybridError(f"training rate {sample_rate_hz} Hz is not a whole number of samples per frame")
 
         reader = NSynthReader(root, (split,))
         if len(reader) == 0:

@@ -457,6 +457,7 @@ def validate(
                         decoder(cond, emb, n, gen if device == "cpu" else None, hop=hop),
                         audio,
                         loss_ffts(hop),
+                        high_weight,
                     )
                 )
             )
